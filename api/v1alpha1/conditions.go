@@ -1,0 +1,51 @@
+package v1alpha1
+
+// Condition types shared by every kind of this API.
+const (
+	// ReadyCondition is True when the object is fully usable.
+	ReadyCondition = "Ready"
+	// StalledCondition is True when the object cannot progress without a
+	// change by the user (a wrong URL, a missing resource).
+	StalledCondition = "Stalled"
+)
+
+// Reasons of GitTarget conditions. Event reasons equal condition reasons.
+const (
+	// ReasonRemoteReachable: the remote answered and the branch exists.
+	ReasonRemoteReachable = "RemoteReachable"
+	// ReasonSecretNotFound: the credentials Secret does not exist.
+	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonInvalidSecret: the Secret lacks keys the URL's scheme needs.
+	ReasonInvalidSecret = "InvalidSecret"
+	// ReasonAuthenticationFailed: the remote refused the credentials.
+	ReasonAuthenticationFailed = "AuthenticationFailed"
+	// ReasonRepositoryNotFound: no repository answers at the URL.
+	ReasonRepositoryNotFound = "RepositoryNotFound"
+	// ReasonBranchNotFound: the repository lacks the branch and
+	// createBranch is false.
+	ReasonBranchNotFound = "BranchNotFound"
+	// ReasonBranchCreated: the branch was missing and was created.
+	ReasonBranchCreated = "BranchCreated"
+	// ReasonRemoteUnreachable: the remote could not be reached (network,
+	// TLS, host key); retried with backoff.
+	ReasonRemoteUnreachable = "RemoteUnreachable"
+	// ReasonInvalidURL: the URL cannot be parsed or uses an unsupported
+	// scheme.
+	ReasonInvalidURL = "InvalidURL"
+)
+
+// Reasons of WatchRule and ClusterWatchRule conditions.
+const (
+	// ReasonRuleActive: the rule is indexed and selects changes.
+	ReasonRuleActive = "RuleActive"
+	// ReasonResourceNotFound: a resource the rule names is not served by
+	// the API server.
+	ReasonResourceNotFound = "ResourceNotFound"
+	// ReasonTargetNotFound: the GitTarget the rule references is missing.
+	ReasonTargetNotFound = "TargetNotFound"
+	// ReasonTargetNotReady: the referenced GitTarget exists but is not
+	// Ready.
+	ReasonTargetNotReady = "TargetNotReady"
+	// ReasonInvalidSelector: a label or namespace selector is malformed.
+	ReasonInvalidSelector = "InvalidSelector"
+)

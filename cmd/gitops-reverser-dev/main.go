@@ -1,0 +1,244 @@
+// Command gitops-reverser-dev is what `make run` starts. With a kubeconfig
+// ($KUBECONFIG or ~/.kube/config) it runs the operator against that cluster.
+// Without one it starts a local control plane (the pinned etcd and
+// kube-apiserver from bin/k8s), a local Git server with a bare repository,
+// applies config/samples/, runs the operator and tells the user what to try.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
+	"github.com/gitops-reverser/gitops-reverser/engine/operator"
+	"github.com/gitops-reverser/gitops-reverser/test/controlplane"
+	"github.com/gitops-reverser/gitops-reverser/test/gitserver"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "gitops-reverser-dev:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	local := flag.Bool("local", false, "Always start the local control plane, even when a kubeconfig exists.")
+	gitAddr := flag.String("git-addr", "127.0.0.1:8418", "Address of the local Git server (local mode).")
+	metricsAddr := flag.String("metrics-bind-address", ":8080", "Address of /metrics; \"0\" disables it.")
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+
+	if !*local {
+		if cfg, path, ok := existingKubeconfig(); ok {
+			fmt.Printf("gitops-reverser: using the kubeconfig %s (pass -local for a local control plane)\n", path)
+			return runOperator(ctx, cfg, scheme, *metricsAddr)
+		}
+	}
+	return runLocal(ctx, scheme, *gitAddr, *metricsAddr)
+}
+
+// existingKubeconfig loads $KUBECONFIG or ~/.kube/config when present.
+func existingKubeconfig() (*rest.Config, string, bool) {
+	path := os.Getenv("KUBECONFIG")
+	if path == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return nil, "", false
+		}
+		path = filepath.Join(home, ".kube", "config")
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, "", false
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gitops-reverser: ignoring unusable kubeconfig %s: %v\n", path, err)
+		return nil, "", false
+	}
+	return cfg, path, true
+}
+
+func runOperator(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, metricsAddr string) error {
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	if _, err := operator.Setup(mgr, operator.Options{WorkDir: filepath.Join(controlplane.RepoRoot(), "bin", "local", "work")}); err != nil {
+		return err
+	}
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("running the manager: %w", err)
+	}
+	return nil
+}
+
+func runLocal(ctx context.Context, scheme *runtime.Scheme, gitAddr, metricsAddr string) error {
+	root := controlplane.RepoRoot()
+	stateDir := filepath.Join(root, "bin", "local")
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", stateDir, err)
+	}
+	fmt.Println("gitops-reverser: no kubeconfig found; starting a local control plane and Git server")
+	env, err := controlplane.Start()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = env.Stop() }()
+	kubeconfig := filepath.Join(stateDir, "kubeconfig")
+	if err := env.WriteKubeconfig(kubeconfig); err != nil {
+		return err
+	}
+
+	tb := &programTB{dir: stateDir}
+	defer tb.cleanup()
+	var srv *gitserver.Server
+	if err := tb.do(func() {
+		srv = gitserver.New(tb, gitserver.WithHTTPAddr(gitAddr))
+		srv.CreateBareRepo("cluster-history.git", "main")
+	}); err != nil {
+		return fmt.Errorf("starting the local Git server: %w", err)
+	}
+
+	k8s, err := client.New(env.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		return fmt.Errorf("creating a client: %w", err)
+	}
+	if err := k8s.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "git-credentials"},
+		StringData: map[string]string{"username": srv.Username(), "password": srv.Password()},
+	}); err != nil {
+		return fmt.Errorf("creating the sample Secret: %w", err)
+	}
+	kubectl := env.Kubectl()
+	apply := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "apply", "-f", filepath.Join(root, "config", "samples"))
+	apply.Stdout, apply.Stderr = os.Stdout, os.Stderr
+	if err := apply.Run(); err != nil {
+		return fmt.Errorf("applying config/samples: %w", err)
+	}
+
+	rel := func(p string) string {
+		if r, err := filepath.Rel(mustGetwd(), p); err == nil {
+			return r
+		}
+		return p
+	}
+	fmt.Printf(`
+gitops-reverser is running against a local kube-apiserver %s.
+Git server: %s (user %q, password %q)
+
+Try, in another shell:
+  export KUBECONFIG=%s
+  %s get gittargets,watchrules,clusterwatchrules -A
+  %s create configmap demo --from-literal=greeting=hello
+  git clone %s /tmp/cluster-history && git -C /tmp/cluster-history log --format='%%an %%s'
+
+Stop with Ctrl-C.
+`, env.Version, srv.HTTPURL("cluster-history.git"), srv.Username(), srv.Password(),
+		rel(kubeconfig), rel(kubectl), rel(kubectl), authURL(srv))
+
+	err = runOperator(ctx, env.Config, scheme, metricsAddr)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func authURL(srv *gitserver.Server) string {
+	u := srv.HTTPURL("cluster-history.git")
+	const scheme = "http://"
+	if len(u) > len(scheme) && u[:len(scheme)] == scheme {
+		return scheme + srv.Username() + ":" + srv.Password() + "@" + u[len(scheme):]
+	}
+	return u
+}
+
+func mustGetwd() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "."
+	}
+	return wd
+}
+
+// programTB lets the test Git server run inside a program: a failure
+// stops the current do call with an error, and cleanups run when the
+// program ends.
+type programTB struct {
+	dir      string
+	n        int
+	cleanups []func()
+}
+
+// fatal carries a Fatalf out of the failing call to do.
+type fatal struct{ err error }
+
+// do runs f and turns a Fatalf inside it into an error.
+func (t *programTB) do(f func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if fe, ok := r.(fatal); ok {
+				err = fe.err
+				return
+			}
+			panic(r)
+		}
+	}()
+	f()
+	return nil
+}
+
+func (t *programTB) Helper() {}
+
+func (t *programTB) Fatalf(format string, args ...any) {
+	panic(fatal{err: fmt.Errorf(format, args...)})
+}
+
+func (t *programTB) Logf(format string, args ...any) {}
+
+func (t *programTB) TempDir() string {
+	t.n++
+	dir := filepath.Join(t.dir, fmt.Sprintf("git-%d", t.n))
+	_ = os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("creating %s: %v", dir, err)
+	}
+	return dir
+}
+
+func (t *programTB) Cleanup(f func()) { t.cleanups = append(t.cleanups, f) }
+
+func (t *programTB) cleanup() {
+	for i := len(t.cleanups) - 1; i >= 0; i-- {
+		t.cleanups[i]()
+	}
+}

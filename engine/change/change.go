@@ -1,0 +1,93 @@
+// Package change holds the vocabulary that flows between the stages: the
+// user who made a change, a pending change recorded by the admission webhook,
+// and a confirmed change that the watch stage hands to the pipeline.
+package change
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
+	"github.com/gitops-reverser/gitops-reverser/engine/rules"
+)
+
+// UnknownUsername is the author of a change no admission request could be
+// tied to with certainty.
+const UnknownUsername = "unknown"
+
+// User is the Kubernetes user of an admission request.
+type User struct {
+	// Username as authenticated by the API server.
+	Username string
+	// UID of the user, if the authenticator sets one.
+	UID string
+	// Groups of the user.
+	Groups []string
+	// Extra holds the authenticator's extra attributes.
+	Extra map[string][]string
+}
+
+// Unknown is the user of an unattributed change.
+var Unknown = User{Username: UnknownUsername}
+
+// IsUnknown reports whether the user is the unknown user.
+func (u User) IsUnknown() bool { return u.Username == "" || u.Username == UnknownUsername }
+
+// Pending is what the admission webhook saw of one write attempt. It is
+// only a claim until a watch event confirms that the write was persisted.
+type Pending struct {
+	// User who sent the request.
+	User User
+	// Operation of the request.
+	Operation v1alpha1.Operation
+	// Resource of the request (the parent resource for a subresource).
+	Resource schema.GroupVersionResource
+	// SubResource is e.g. "scale" or "status"; empty for the main resource.
+	SubResource string
+	// Namespace and Name of the object.
+	Namespace, Name string
+	// UID of the object (empty on CREATE with generateName before 1.x; the
+	// API server sets it before validating admission).
+	UID types.UID
+	// OldResourceVersion is the resourceVersion the write started from;
+	// empty for CREATE.
+	OldResourceVersion string
+	// Fingerprint of the object the request would store, after
+	// sanitization; empty when unknown (DELETE, subresources).
+	Fingerprint string
+	// Received is when the webhook saw the request.
+	Received time.Time
+}
+
+// Change is a persisted change, confirmed by the watch, with its author.
+type Change struct {
+	// Operation that persisted the change.
+	Operation v1alpha1.Operation
+	// Resource of the object.
+	Resource schema.GroupVersionResource
+	// Namespace and Name of the object.
+	Namespace, Name string
+	// UID of the object.
+	UID types.UID
+	// ResourceVersion of the persisted state.
+	ResourceVersion string
+	// Object is the persisted object; for a DELETE, the last state seen.
+	Object *unstructured.Unstructured
+	// User is the author; Unknown when no admission request could be
+	// tied to the change with certainty.
+	User User
+	// Rules are the rules that select the change.
+	Rules []*rules.Rule
+	// Observed is when the watch saw the change.
+	Observed time.Time
+}
+
+// Sink receives confirmed changes. Record must not block for long: the
+// watch stage calls it from the informer's handler.
+type Sink interface {
+	Record(ctx context.Context, c Change)
+}

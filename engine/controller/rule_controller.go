@@ -1,0 +1,245 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
+	"github.com/gitops-reverser/gitops-reverser/engine/rules"
+)
+
+// targetRefIndex indexes rules by the GitTarget they reference
+// (namespace/name).
+const targetRefIndex = ".spec.targetRef"
+
+// RuleReconciler reconciles WatchRules and ClusterWatchRules: it resolves
+// their resources through discovery, checks their GitTarget, and keeps the
+// rule index in step. One type serves both kinds; Cluster selects which.
+type RuleReconciler struct {
+	client.Client
+	// Mapper resolves resources through the API server's discovery.
+	Mapper meta.RESTMapper
+	// Index receives the resolved rules.
+	Index *rules.Index
+	// Recorder emits events; event reasons equal condition reasons.
+	Recorder events.EventRecorder
+	// Cluster is true for the ClusterWatchRule reconciler.
+	Cluster bool
+	// RetryInterval is how soon a rule whose resource or target is
+	// missing is checked again (a CRD may be installed later).
+	RetryInterval time.Duration
+}
+
+// +kubebuilder:rbac:groups=reverser.gitops-reverser.dev,resources=watchrules;clusterwatchrules,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=reverser.gitops-reverser.dev,resources=watchrules/status;clusterwatchrules/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=reverser.gitops-reverser.dev,resources=gittargets,verbs=get;list;watch
+
+// ruleObject is what both rule kinds offer the reconciler.
+type ruleObject interface {
+	conditioned
+	client.Object
+}
+
+func (r *RuleReconciler) kind() rules.Kind {
+	if r.Cluster {
+		return rules.KindClusterWatchRule
+	}
+	return rules.KindWatchRule
+}
+
+func (r *RuleReconciler) newObject() ruleObject {
+	if r.Cluster {
+		return &v1alpha1.ClusterWatchRule{}
+	}
+	return &v1alpha1.WatchRule{}
+}
+
+// Reconcile resolves one rule and updates the index and the rule's status.
+func (r *RuleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	key := rules.Key{Kind: r.kind(), Namespace: req.Namespace, Name: req.Name}
+	obj := r.newObject()
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Index.Delete(key)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("reading %s: %w", key, err)
+	}
+	if !obj.GetDeletionTimestamp().IsZero() {
+		r.Index.Delete(key)
+		return ctrl.Result{}, nil
+	}
+	patch := client.MergeFrom(obj.DeepCopyObject().(client.Object))
+
+	compiled, o := r.build(ctx, key, obj)
+	if o.ready {
+		r.Index.Upsert(compiled)
+	} else {
+		r.Index.Delete(key)
+	}
+	summarize(obj, o, r.Recorder)
+	status := r.status(obj)
+	status.ObservedGeneration = obj.GetGeneration()
+	status.Resources = nil
+	if compiled != nil {
+		for _, res := range compiled.Resources {
+			status.Resources = append(status.Resources, res.GVR.String())
+		}
+	}
+	if err := r.Status().Patch(ctx, obj, patch); err != nil {
+		return ctrl.Result{}, fmt.Errorf("patching status of %s: %w", key, err)
+	}
+	log.FromContext(ctx).V(1).Info("reconciled rule", "rule", key.String(), "ready", o.ready, "reason", o.reason)
+	if !o.ready {
+		return ctrl.Result{RequeueAfter: r.retryInterval()}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *RuleReconciler) status(obj ruleObject) *v1alpha1.RuleStatus {
+	switch o := obj.(type) {
+	case *v1alpha1.ClusterWatchRule:
+		return &o.Status
+	case *v1alpha1.WatchRule:
+		return &o.Status
+	}
+	return &v1alpha1.RuleStatus{}
+}
+
+// build resolves the rule. It returns the compiled rule (possibly partial,
+// for the status) and the outcome.
+func (r *RuleReconciler) build(ctx context.Context, key rules.Key, obj ruleObject) (*rules.Rule, outcome) {
+	var spec v1alpha1.RuleSpec
+	var target types.NamespacedName
+	compiled := &rules.Rule{Key: key, Generation: obj.GetGeneration()}
+	switch o := obj.(type) {
+	case *v1alpha1.WatchRule:
+		spec = o.Spec.RuleSpec
+		target = types.NamespacedName{Namespace: o.Namespace, Name: o.Spec.TargetRef.Name}
+		compiled.Namespace = o.Namespace
+	case *v1alpha1.ClusterWatchRule:
+		spec = o.Spec.RuleSpec
+		target = types.NamespacedName{Namespace: o.Spec.TargetRef.Namespace, Name: o.Spec.TargetRef.Name}
+		sel, err := rules.Selector("namespaceSelector", o.Spec.NamespaceSelector)
+		if err != nil {
+			return nil, failed(err)
+		}
+		compiled.NamespaceLabels = sel
+	}
+	compiled.Spec = spec
+	compiled.Target = target
+	compiled.Operations = rules.Operations(spec.Operations)
+	sel, err := rules.Selector("labelSelector", spec.LabelSelector)
+	if err != nil {
+		return nil, failed(err)
+	}
+	compiled.Labels = sel
+
+	resources, err := rules.ResolveResources(r.Mapper, spec.Resources, r.Cluster)
+	if err != nil {
+		return nil, failed(err)
+	}
+	compiled.Resources = resources
+
+	gt := &v1alpha1.GitTarget{}
+	if err := r.Get(ctx, target, gt); err != nil {
+		if apierrors.IsNotFound(err) {
+			return compiled, outcome{reason: v1alpha1.ReasonTargetNotFound,
+				message: fmt.Sprintf("GitTarget %q not found in namespace %q", target.Name, target.Namespace)}
+		}
+		return compiled, outcome{reason: v1alpha1.ReasonTargetNotFound, message: fmt.Sprintf("reading GitTarget %s: %v", target, err)}
+	}
+	if ready := meta.FindStatusCondition(gt.Status.Conditions, v1alpha1.ReadyCondition); ready == nil || ready.Status != "True" {
+		msg := fmt.Sprintf("GitTarget %s is not ready", target)
+		if ready != nil {
+			msg = fmt.Sprintf("GitTarget %s is not ready: %s: %s", target, ready.Reason, ready.Message)
+		}
+		return compiled, outcome{reason: v1alpha1.ReasonTargetNotReady, message: msg}
+	}
+	return compiled, outcome{ready: true, reason: v1alpha1.ReasonRuleActive,
+		message: fmt.Sprintf("recording %d resource(s) to GitTarget %s", len(resources), target)}
+}
+
+func failed(err error) outcome {
+	var re *rules.ResolveError
+	if errors.As(err, &re) {
+		return outcome{stalled: true, reason: re.Reason, message: re.Error()}
+	}
+	return outcome{stalled: true, reason: v1alpha1.ReasonResourceNotFound, message: err.Error()}
+}
+
+func (r *RuleReconciler) retryInterval() time.Duration {
+	if r.RetryInterval > 0 {
+		return r.RetryInterval
+	}
+	return 30 * time.Second
+}
+
+// SetupWithManager registers the reconciler; a change of a GitTarget
+// requeues the rules that reference it.
+func (r *RuleReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	obj := r.newObject()
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), obj, targetRefIndex, func(o client.Object) []string {
+		switch rule := o.(type) {
+		case *v1alpha1.WatchRule:
+			return []string{rule.Namespace + "/" + rule.Spec.TargetRef.Name}
+		case *v1alpha1.ClusterWatchRule:
+			return []string{rule.Spec.TargetRef.Namespace + "/" + rule.Spec.TargetRef.Name}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("indexing %s by target: %w", r.kind(), err)
+	}
+	name := "watchrule"
+	if r.Cluster {
+		name = "clusterwatchrule"
+	}
+	err := ctrl.NewControllerManagedBy(mgr).
+		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.GitTarget{}, handler.EnqueueRequestsFromMapFunc(r.rulesForTarget)).
+		Named(name).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("building the %s controller: %w", r.kind(), err)
+	}
+	return nil
+}
+
+func (r *RuleReconciler) rulesForTarget(ctx context.Context, o client.Object) []reconcile.Request {
+	field := client.MatchingFields{targetRefIndex: o.GetNamespace() + "/" + o.GetName()}
+	var out []reconcile.Request
+	if r.Cluster {
+		list := &v1alpha1.ClusterWatchRuleList{}
+		if err := r.List(ctx, list, field); err != nil {
+			log.FromContext(ctx).Error(err, "listing ClusterWatchRules for GitTarget")
+			return nil
+		}
+		for i := range list.Items {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+		return out
+	}
+	list := &v1alpha1.WatchRuleList{}
+	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), field); err != nil {
+		log.FromContext(ctx).Error(err, "listing WatchRules for GitTarget")
+		return nil
+	}
+	for i := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return out
+}

@@ -1,0 +1,183 @@
+package match
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// UnknownUser is the username of a change that no admission request
+// attributed (a watch event without a pending change).
+const UnknownUser = "unknown"
+
+// Input is the document a policy sees as `input`: the shape of an admission
+// request (admission.k8s.io/v1 AdmissionRequest), with the objects decoded.
+type Input struct {
+	// Operation is CREATE, UPDATE, DELETE or CONNECT.
+	Operation string
+	// UserInfo is who made the change; an empty Username is shown to the
+	// policy as UnknownUser.
+	UserInfo authenticationv1.UserInfo
+	// Object is the new state (nil for DELETE).
+	Object map[string]any
+	// OldObject is the previous state (nil for CREATE, or when unknown).
+	OldObject map[string]any
+	// Resource is the group/version/resource written.
+	Resource metav1.GroupVersionResource
+	// SubResource is e.g. "status" or "scale"; empty for the main resource.
+	SubResource string
+	// Namespace of the object; empty for cluster-scoped objects.
+	Namespace string
+	// Name of the object; when empty it is taken from the object's
+	// metadata.name (CREATE with generateName has none in the request).
+	Name string
+	// DryRun is true for dry-run requests.
+	DryRun bool
+	// Kind is the group/version/kind of Object.
+	Kind metav1.GroupVersionKind
+}
+
+// InputFromAdmission returns the Input of an admission request, decoding its
+// objects from their raw JSON.
+func InputFromAdmission(req *admissionv1.AdmissionRequest) (Input, error) {
+	if req == nil {
+		return Input{}, fmt.Errorf("admission request is nil")
+	}
+	obj, err := decodeObject(req.Object.Raw)
+	if err != nil {
+		return Input{}, fmt.Errorf("decoding object of admission request %s: %w", req.UID, err)
+	}
+	old, err := decodeObject(req.OldObject.Raw)
+	if err != nil {
+		return Input{}, fmt.Errorf("decoding oldObject of admission request %s: %w", req.UID, err)
+	}
+	return Input{
+		Operation:   string(req.Operation),
+		UserInfo:    req.UserInfo,
+		Object:      obj,
+		OldObject:   old,
+		Resource:    req.Resource,
+		SubResource: req.SubResource,
+		Namespace:   req.Namespace,
+		Name:        req.Name,
+		DryRun:      req.DryRun != nil && *req.DryRun,
+		Kind:        req.Kind,
+	}, nil
+}
+
+// decodeObject decodes a JSON object keeping numbers exact (json.Number),
+// which OPA converts to its number values without going through float64.
+func decodeObject(raw []byte) (map[string]any, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var obj map[string]any
+	if err := dec.Decode(&obj); err != nil {
+		return nil, fmt.Errorf("invalid JSON object: %w", err)
+	}
+	return obj, nil
+}
+
+// Document is an Input converted to OPA's value form. Converting once and
+// evaluating the Document against every policy that applies to a change
+// saves the conversion, which costs more than the evaluation itself.
+type Document struct {
+	value ast.Value
+}
+
+// NewDocument converts in to a Document. Objects are converted directly,
+// without a JSON round trip, when they hold only the types a JSON or
+// Kubernetes unstructured decoder produces.
+func NewDocument(in *Input) (Document, error) {
+	obj, err := objectValue(in.Object)
+	if err != nil {
+		return Document{}, fmt.Errorf("converting object: %w", err)
+	}
+	old, err := objectValue(in.OldObject)
+	if err != nil {
+		return Document{}, fmt.Errorf("converting oldObject: %w", err)
+	}
+	name := in.Name
+	if name == "" {
+		name = objectName(in.Object)
+	}
+	if name == "" {
+		name = objectName(in.OldObject)
+	}
+	v := ast.NewObject(
+		item("operation", ast.String(in.Operation)),
+		item("userInfo", userInfoValue(&in.UserInfo)),
+		item("object", obj),
+		item("oldObject", old),
+		item("resource", ast.NewObject(
+			item("group", ast.String(in.Resource.Group)),
+			item("version", ast.String(in.Resource.Version)),
+			item("resource", ast.String(in.Resource.Resource)),
+		)),
+		item("subResource", ast.String(in.SubResource)),
+		item("namespace", ast.String(in.Namespace)),
+		item("name", ast.String(name)),
+		item("dryRun", ast.Boolean(in.DryRun)),
+		item("kind", ast.NewObject(
+			item("group", ast.String(in.Kind.Group)),
+			item("version", ast.String(in.Kind.Version)),
+			item("kind", ast.String(in.Kind.Kind)),
+		)),
+	)
+	return Document{value: v}, nil
+}
+
+// objectName is metadata.name of obj, or "".
+func objectName(obj map[string]any) string {
+	md, _ := obj["metadata"].(map[string]any)
+	name, _ := md["name"].(string)
+	return name
+}
+
+func item(key string, v ast.Value) [2]*ast.Term {
+	return [2]*ast.Term{ast.StringTerm(key), ast.NewTerm(v)}
+}
+
+func objectValue(obj map[string]any) (ast.Value, error) {
+	if obj == nil {
+		return ast.NullValue, nil
+	}
+	v, err := ast.InterfaceToValue(obj)
+	if err != nil {
+		return nil, fmt.Errorf("converting to a Rego value: %w", err)
+	}
+	return v, nil
+}
+
+func userInfoValue(u *authenticationv1.UserInfo) ast.Value {
+	username := u.Username
+	if username == "" {
+		username = UnknownUser
+	}
+	groups := make([]*ast.Term, len(u.Groups))
+	for i, g := range u.Groups {
+		groups[i] = ast.StringTerm(g)
+	}
+	extra := ast.NewObject()
+	for k, vals := range u.Extra {
+		terms := make([]*ast.Term, len(vals))
+		for i, s := range vals {
+			terms[i] = ast.StringTerm(s)
+		}
+		extra.Insert(ast.StringTerm(k), ast.ArrayTerm(terms...))
+	}
+	return ast.NewObject(
+		item("username", ast.String(username)),
+		item("uid", ast.String(u.UID)),
+		item("groups", ast.NewArray(groups...)),
+		item("extra", extra),
+	)
+}

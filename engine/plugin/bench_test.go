@@ -1,0 +1,95 @@
+package plugin
+
+import (
+	"context"
+	"testing"
+)
+
+var stripSettings = []byte(`{"dropLabels":["pod-template-hash"],"dropAnnotations":["kubectl.kubernetes.io/last-applied-configuration"],"redactEnvPatterns":["(?i)password|token"]}`)
+
+// BenchmarkStripSanitizer_deployment is one sanitize call of a ~4.4 KB
+// Deployment (with managedFields) through a warm pool.
+func BenchmarkStripSanitizer_deployment(b *testing.B) {
+	h := newTestHost(b, Options{})
+	m := load(b, h, goPlugin(b, pkgStrip))
+	obj := deployment(b)
+	ctx := context.Background()
+	b.SetBytes(int64(len(obj)))
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := m.Sanitize(ctx, obj, stripSettings, testCallContext); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDeadline compares the ways of bounding a call, on a light call
+// (the strip sanitizer) and a heavy one (a generic encoding/json round trip
+// inside the module). "none" is the unbounded baseline, unsafe in production.
+func BenchmarkDeadline(b *testing.B) {
+	obj := deployment(b)
+	ctx := context.Background()
+	for _, mode := range []struct {
+		name string
+		mode deadlineMode
+	}{{"context", deadlineContext}, {"watchdog", deadlineWatchdog}, {"none", deadlineNone}} {
+		h := newTestHost(b, Options{CacheDir: b.TempDir(), deadline: mode.mode})
+		strip := load(b, h, goPlugin(b, pkgStrip))
+		heavy := load(b, h, goPlugin(b, pkgHostile))
+		b.Run("strip/"+mode.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := strip.Sanitize(ctx, obj, stripSettings, testCallContext); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("roundtrip/"+mode.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := heavy.Sanitize(ctx, obj, []byte(`{"mode":"roundtrip"}`), testCallContext); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkLoad_warmCache loads a compiled-before module into a fresh host
+// (as after a restart, on-disk cache) and into the same host after its last
+// release (in-memory cache): compile from cache, instantiate, check the ABI.
+func BenchmarkLoad_warmCache(b *testing.B) {
+	wasm := goPlugin(b, pkgStrip)
+	digest := digestOf(wasm)
+	ctx := context.Background()
+	dir := b.TempDir()
+	warm := newTestHost(b, Options{CacheDir: dir})
+	load(b, warm, wasm) // fills the cache
+	b.Run("disk", func(b *testing.B) {
+		for b.Loop() {
+			h, err := NewHost(ctx, Options{CacheDir: dir})
+			if err != nil {
+				b.Fatal(err)
+			}
+			m, err := h.Load(ctx, wasm, digest)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.Release(ctx)
+			_ = h.Close(ctx)
+		}
+	})
+	b.Run("memory", func(b *testing.B) {
+		h := newTestHost(b, Options{})
+		m, err := h.Load(ctx, wasm, digest) // compiles into the host's cache
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.Release(ctx) // last release: the next Load starts from the cache
+		for b.Loop() {
+			m, err := h.Load(ctx, wasm, digest)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.Release(ctx)
+		}
+	})
+}

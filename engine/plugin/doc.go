@@ -1,0 +1,18 @@
+// Package plugin runs user-supplied WebAssembly plugins for the transform
+// stage.
+//
+// It receives a module's bytes with their pinned sha256 digest (Host.Load),
+// and then, per change, an object as JSON with the rule's settings and the
+// change's context (operator, user, resource). It hands on the sanitized
+// object as JSON (Module.Sanitize) or the object's repository path
+// (Module.Layout). The path is returned as the plugin wrote it: the caller
+// cleans it and rejects absolute, escaping or .git paths.
+//
+// Modules follow ABI v1 (plugins/README.md). They run in wazero, compiled once
+// per digest through a compilation cache, in a small pool of warm instances
+// with capped memory and a deadline on every call. They get no filesystem,
+// no network, a fake clock and a deterministic random source unless Options
+// grant the real ones. An instance that trapped, timed out, ran out of memory
+// or produced bad output is closed, never reused; every such failure is a
+// *PluginError with a Reason that a condition can show.
+package plugin

@@ -1,0 +1,393 @@
+package plugin
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+// Defaults for Options fields left zero.
+const (
+	// DefaultMemoryLimitPages caps an instance at 128 MiB (64 KiB pages); a
+	// Go-built plugin needs about 16 MiB at rest.
+	DefaultMemoryLimitPages = 2048
+	// DefaultCallTimeout bounds one plugin call.
+	DefaultCallTimeout = 2 * time.Second
+	// DefaultInitTimeout bounds instantiating a module (its _initialize).
+	DefaultInitTimeout = 10 * time.Second
+	// DefaultPoolSize is the number of instances per module.
+	DefaultPoolSize = 2
+	// DefaultMaxOutputBytes caps one call's output at 8 MiB.
+	DefaultMaxOutputBytes = 8 << 20
+)
+
+// Options configure a Host. Zero values take the defaults above.
+type Options struct {
+	// MemoryLimitPages caps each instance's linear memory, in 64 KiB pages.
+	MemoryLimitPages uint32
+	// CallTimeout bounds every call; a call past it is stopped and its
+	// instance discarded.
+	CallTimeout time.Duration
+	// InitTimeout bounds instantiating a module, including _initialize.
+	InitTimeout time.Duration
+	// PoolSize is how many instances of one module may exist at once; calls
+	// beyond it wait for a free instance.
+	PoolSize int
+	// MaxOutputBytes rejects larger outputs before they are copied.
+	MaxOutputBytes int
+	// CacheDir keeps compiled modules on disk across restarts; empty keeps
+	// them in memory only.
+	CacheDir string
+	// GrantClock gives modules the real wall and monotonic clocks and a real
+	// sleep; without it they see a fake clock that advances 1ms per reading.
+	GrantClock bool
+	// GrantRandom gives modules crypto/rand; without it their random source
+	// is deterministic.
+	GrantRandom bool
+
+	// deadline selects how calls are bounded (see deadline.go); benchmarks
+	// compare the modes, production always uses the default.
+	deadline deadlineMode
+}
+
+func (o Options) withDefaults() Options {
+	if o.MemoryLimitPages == 0 {
+		o.MemoryLimitPages = DefaultMemoryLimitPages
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = DefaultCallTimeout
+	}
+	if o.InitTimeout <= 0 {
+		o.InitTimeout = DefaultInitTimeout
+	}
+	if o.PoolSize <= 0 {
+		o.PoolSize = DefaultPoolSize
+	}
+	if o.MaxOutputBytes <= 0 {
+		o.MaxOutputBytes = DefaultMaxOutputBytes
+	}
+	return o
+}
+
+// Host compiles, caches and runs plugin modules. It is safe for concurrent
+// use.
+type Host struct {
+	opts    Options
+	runtime wazero.Runtime
+	cache   wazero.CompilationCache
+
+	mu      sync.Mutex
+	modules map[string]*loadEntry // by sha256 digest
+	closed  bool
+}
+
+// loadEntry lets concurrent Loads of one digest share a single compile.
+type loadEntry struct {
+	ready chan struct{}
+	mod   *Module
+	err   error
+}
+
+// NewHost returns a Host with its own wazero runtime. Close releases it.
+func NewHost(ctx context.Context, opts Options) (*Host, error) {
+	opts = opts.withDefaults()
+	if opts.MemoryLimitPages > 65536 {
+		return nil, fmt.Errorf("plugin host: MemoryLimitPages %d exceeds 65536 (4 GiB)", opts.MemoryLimitPages)
+	}
+	var (
+		cache wazero.CompilationCache
+		err   error
+	)
+	if opts.CacheDir != "" {
+		cache, err = wazero.NewCompilationCacheWithDir(opts.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("plugin host: compilation cache in %s: %w", opts.CacheDir, err)
+		}
+	} else {
+		cache = wazero.NewCompilationCache()
+	}
+	cfg := wazero.NewRuntimeConfig(). // the optimizing compiler where supported
+						WithCompilationCache(cache).
+						WithMemoryLimitPages(opts.MemoryLimitPages).
+						WithCloseOnContextDone(opts.deadline.ensureTermination())
+	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		_ = rt.Close(ctx)
+		_ = cache.Close(ctx)
+		return nil, fmt.Errorf("plugin host: instantiating WASI: %w", err)
+	}
+	return &Host{opts: opts, runtime: rt, cache: cache, modules: map[string]*loadEntry{}}, nil
+}
+
+// Close stops every module and releases the runtime. Calls in flight fail.
+func (h *Host) Close(ctx context.Context) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	var mods []*Module
+	for _, e := range h.modules {
+		if e.mod != nil {
+			mods = append(mods, e.mod)
+		}
+	}
+	h.modules = map[string]*loadEntry{}
+	h.mu.Unlock()
+	for _, m := range mods {
+		m.shutdown(ctx)
+	}
+	return errors.Join(h.runtime.Close(ctx), h.cache.Close(ctx))
+}
+
+// Load verifies that wasm hashes to expectedSHA256 (hex, optionally prefixed
+// "sha256:"), compiles it once per digest, checks its exports and ABI
+// version, and returns the shared Module with one warm instance. Every
+// successful Load must be paired with Module.Release.
+func (h *Host) Load(ctx context.Context, wasm []byte, expectedSHA256 string) (*Module, error) {
+	want := strings.ToLower(strings.TrimPrefix(strings.TrimSpace(expectedSHA256), "sha256:"))
+	sum := sha256.Sum256(wasm)
+	digest := hex.EncodeToString(sum[:])
+	if digest != want {
+		return nil, newError(want, ReasonDigestMismatch,
+			"module bytes hash to sha256:%s, but sha256:%s is pinned", digest, want)
+	}
+	for {
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			return nil, newError(digest, ReasonClosed, "host is closed")
+		}
+		e, ok := h.modules[digest]
+		if !ok {
+			e = &loadEntry{ready: make(chan struct{})}
+			h.modules[digest] = e
+			h.mu.Unlock()
+			e.mod, e.err = h.compile(ctx, digest, wasm)
+			h.mu.Lock()
+			if e.err != nil {
+				delete(h.modules, digest)
+			} else {
+				e.mod.refs = 1
+			}
+			h.mu.Unlock()
+			close(e.ready)
+			return e.mod, e.err
+		}
+		h.mu.Unlock()
+		select {
+		case <-e.ready:
+		case <-ctx.Done():
+			return nil, newError(digest, ReasonTimeout, "waiting for the module to compile: %w", ctx.Err())
+		}
+		if e.err != nil {
+			return nil, e.err
+		}
+		h.mu.Lock()
+		if h.modules[digest] == e && e.mod.refs > 0 {
+			e.mod.refs++
+			h.mu.Unlock()
+			return e.mod, nil
+		}
+		h.mu.Unlock() // released meanwhile: load again
+	}
+}
+
+// release drops one reference to m and shuts it down at zero.
+func (h *Host) release(ctx context.Context, m *Module) {
+	h.mu.Lock()
+	if m.refs <= 0 {
+		h.mu.Unlock()
+		return
+	}
+	m.refs--
+	last := m.refs == 0
+	if last {
+		if e, ok := h.modules[m.digest]; ok && e.mod == m {
+			delete(h.modules, m.digest)
+		}
+	}
+	h.mu.Unlock()
+	if last {
+		m.shutdown(ctx)
+	}
+}
+
+func (h *Host) compile(ctx context.Context, digest string, wasm []byte) (*Module, error) {
+	compiled, err := h.runtime.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, newError(digest, ReasonInvalidModule, "compiling: %w", err)
+	}
+	m := &Module{
+		host:     h,
+		digest:   digest,
+		compiled: compiled,
+		slots:    make(chan struct{}, h.opts.PoolSize),
+		idle:     make(chan *instance, h.opts.PoolSize),
+	}
+	fail := func(err error) (*Module, error) {
+		_ = compiled.Close(ctx)
+		return nil, err
+	}
+	if err := checkImports(digest, compiled); err != nil {
+		return fail(err)
+	}
+	if err := m.checkExports(); err != nil {
+		return fail(err)
+	}
+	m.slots <- struct{}{}
+	inst, err := m.instantiate(ctx)
+	if err != nil {
+		<-m.slots
+		return fail(err)
+	}
+	version, err := inst.abiVersion(ctx, h.opts)
+	if err != nil {
+		err = m.classify(inst, err, false)
+	} else if version != abiVersion {
+		err = newError(digest, ReasonABIVersion, "reverser_abi_version returned %d, this host supports %d", version, abiVersion)
+	}
+	if err != nil {
+		inst.close()
+		<-m.slots
+		return fail(err)
+	}
+	m.put(inst, true)
+	return m, nil
+}
+
+// checkImports allows WASI preview 1 functions only: the host provides
+// nothing else, and refusing here is clearer than failing to instantiate.
+func checkImports(digest string, compiled wazero.CompiledModule) error {
+	for _, f := range compiled.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		if mod != wasi_snapshot_preview1.ModuleName {
+			return newError(digest, ReasonInvalidModule, "imports %s.%s; only %s is provided", mod, name, wasi_snapshot_preview1.ModuleName)
+		}
+	}
+	for _, mem := range compiled.ImportedMemories() {
+		mod, name, _ := mem.Import()
+		return newError(digest, ReasonInvalidModule, "imports memory %s.%s; the module must define and export its own", mod, name)
+	}
+	return nil
+}
+
+// instantiate starts one instance; the caller holds a pool slot for it.
+func (m *Module) instantiate(ctx context.Context) (*instance, error) {
+	opts := m.host.opts
+	inst := &instance{stderr: &boundedBuffer{limit: 4096}, memLimit: uint64(opts.MemoryLimitPages) * 65536}
+	cfg := wazero.NewModuleConfig().
+		WithName(""). // anonymous, so one module can have many instances
+		WithStartFunctions("_initialize").
+		WithStderr(inst.stderr)
+	if opts.GrantClock {
+		cfg = cfg.WithSysWalltime().WithSysNanotime().WithSysNanosleep()
+	}
+	if opts.GrantRandom {
+		cfg = cfg.WithRandSource(rand.Reader)
+	}
+	ictx, cancel := context.WithTimeout(ctx, opts.InitTimeout)
+	defer cancel()
+	mod, err := m.host.runtime.InstantiateModule(ictx, m.compiled, cfg)
+	if err != nil {
+		if mod != nil {
+			_ = mod.Close(context.Background())
+		}
+		return nil, m.classify(inst, fmt.Errorf("instantiating: %w", err), ictx.Err() != nil)
+	}
+	inst.mod = mod
+	inst.mem = mod.Memory()
+	inst.abi = mod.ExportedFunction(exportABIVersion)
+	inst.alloc = mod.ExportedFunction(exportAlloc)
+	inst.free = mod.ExportedFunction(exportFree)
+	inst.sanitize = mod.ExportedFunction(exportSanitize)
+	inst.layout = mod.ExportedFunction(exportLayout)
+	if inst.mem == nil || inst.abi == nil || inst.alloc == nil {
+		inst.close()
+		return nil, newError(m.digest, ReasonMissingExport, "instance lacks memory, %s or %s", exportABIVersion, exportAlloc)
+	}
+	return inst, nil
+}
+
+// checkExports verifies names and signatures of the ABI v1 exports.
+func (m *Module) checkExports() error {
+	if _, ok := m.compiled.ExportedMemories()[exportMemory]; !ok {
+		return newError(m.digest, ReasonMissingExport, "module does not export %q", exportMemory)
+	}
+	fns := m.compiled.ExportedFunctions()
+	i32, i64 := api.ValueTypeI32, api.ValueTypeI64
+	required := []struct {
+		name            string
+		params, results []api.ValueType
+	}{
+		{exportABIVersion, nil, []api.ValueType{i32}},
+		{exportAlloc, []api.ValueType{i32}, []api.ValueType{i32}},
+	}
+	for _, r := range required {
+		if err := checkSignature(m.digest, fns, r.name, r.params, r.results, true); err != nil {
+			return err
+		}
+	}
+	if err := checkSignature(m.digest, fns, exportFree, []api.ValueType{i32, i32}, nil, false); err != nil {
+		return err
+	}
+	call := []api.ValueType{i32, i32}
+	if err := checkSignature(m.digest, fns, exportSanitize, call, []api.ValueType{i64}, false); err != nil {
+		return err
+	}
+	if err := checkSignature(m.digest, fns, exportLayout, call, []api.ValueType{i64}, false); err != nil {
+		return err
+	}
+	_, m.hasSanitize = fns[exportSanitize]
+	_, m.hasLayout = fns[exportLayout]
+	if !m.hasSanitize && !m.hasLayout {
+		return newError(m.digest, ReasonMissingExport, "module exports neither %q nor %q", exportSanitize, exportLayout)
+	}
+	return nil
+}
+
+func checkSignature(digest string, fns map[string]api.FunctionDefinition, name string, params, results []api.ValueType, required bool) error {
+	def, ok := fns[name]
+	if !ok {
+		if required {
+			return newError(digest, ReasonMissingExport, "module does not export function %q", name)
+		}
+		return nil
+	}
+	if !sameTypes(def.ParamTypes(), params) || !sameTypes(def.ResultTypes(), results) {
+		return newError(digest, ReasonMissingExport, "export %q has signature (%s) -> (%s), want (%s) -> (%s)", name,
+			typeNames(def.ParamTypes()), typeNames(def.ResultTypes()), typeNames(params), typeNames(results))
+	}
+	return nil
+}
+
+func sameTypes(a, b []api.ValueType) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func typeNames(ts []api.ValueType) string {
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = api.ValueTypeName(t)
+	}
+	return strings.Join(names, ", ")
+}
