@@ -1,0 +1,195 @@
+package admission
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
+
+	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
+	"github.com/gitops-reverser/gitops-reverser/engine/change"
+	"github.com/gitops-reverser/gitops-reverser/engine/rules"
+	"github.com/gitops-reverser/gitops-reverser/engine/transform"
+)
+
+// SubresourceScale is the scale subresource, the one subresource whose
+// writes are attributed (by the replicas they set).
+const SubresourceScale = "scale"
+
+// scaleFingerprintPrefix marks the fingerprint of a scale request, which
+// carries only the replicas it sets.
+const scaleFingerprintPrefix = "scale:spec.replicas="
+
+// ScaleFingerprint is the Pending.Fingerprint of a scale subresource write
+// that sets replicas: the confirm stage compares it with the persisted
+// object's spec.replicas through the same function.
+func ScaleFingerprint(replicas int64) string {
+	return scaleFingerprintPrefix + strconv.FormatInt(replicas, 10)
+}
+
+// NeedLeaderElection is false: every replica may receive admission
+// requests, and its workers only feed its own in-memory store.
+func (h *Handler) NeedLeaderElection() bool { return false }
+
+// Start runs the workers until ctx ends. It implements controller-runtime's
+// manager.Runnable.
+func (h *Handler) Start(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for i := 0; i < h.opts.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case req := <-h.queue:
+					queueDepth.Dec()
+					if err := h.process(req); err != nil {
+						h.opts.Log.V(1).Info("admission request not recorded", "error", err.Error(),
+							"resource", req.Resource.Resource, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// process turns one queued request into a pending change if a rule selects
+// it. Errors name the object, never its contents.
+func (h *Handler) process(req *request) error {
+	op := v1alpha1.Operation(req.Operation)
+	switch op {
+	case v1alpha1.OperationCreate, v1alpha1.OperationUpdate, v1alpha1.OperationDelete:
+	default:
+		return nil // CONNECT is never persisted.
+	}
+	if req.SubResource != "" && (req.SubResource != SubresourceScale || op != v1alpha1.OperationUpdate) {
+		return nil // Only scale writes are attributed; status is not recorded.
+	}
+	res := schema.GroupVersionResource{Group: req.Resource.Group, Version: req.Resource.Version, Resource: req.Resource.Resource}
+
+	obj, err := decodeObject(req.Object)
+	if err != nil {
+		return fmt.Errorf("decoding object: %w", err)
+	}
+	old, err := decodeObject(req.OldObject)
+	if err != nil {
+		return fmt.Errorf("decoding oldObject: %w", err)
+	}
+	// The object whose labels the rules see: the new one, or for DELETE
+	// the one being deleted.
+	subject := obj
+	if op == v1alpha1.OperationDelete || subject == nil {
+		subject = old
+	}
+	if subject == nil {
+		return fmt.Errorf("%s request carries no object", op)
+	}
+	if !h.selected(req, res, op, subject) {
+		return nil
+	}
+	matchedTotal.Inc()
+
+	p := change.Pending{
+		User: change.User{
+			Username: req.UserInfo.Username,
+			UID:      req.UserInfo.UID,
+			Groups:   req.UserInfo.Groups,
+			Extra:    req.UserInfo.Extra,
+		},
+		Operation:   op,
+		Resource:    res,
+		SubResource: req.SubResource,
+		Namespace:   req.Namespace,
+		Name:        req.Name,
+		UID:         subject.GetUID(),
+		Received:    req.received,
+	}
+	if p.Name == "" {
+		p.Name = subject.GetName()
+	}
+	if op != v1alpha1.OperationCreate {
+		// The API server hands the webhook the resourceVersion the write
+		// starts from, in object and oldObject alike.
+		p.OldResourceVersion = subject.GetResourceVersion()
+		if old != nil && old.GetResourceVersion() != "" {
+			p.OldResourceVersion = old.GetResourceVersion()
+		}
+		if old != nil && old.GetUID() != "" {
+			p.UID = old.GetUID()
+		}
+	}
+	switch {
+	case op == v1alpha1.OperationDelete:
+	case req.SubResource == SubresourceScale:
+		replicas, found, err := unstructured.NestedInt64(obj.Object, "spec", "replicas")
+		if err != nil {
+			return fmt.Errorf("reading Scale spec.replicas: %w", err)
+		}
+		if !found {
+			replicas = 0 // omitted means zero in autoscaling/v1 Scale
+		}
+		p.Fingerprint = ScaleFingerprint(replicas)
+	default:
+		fp, err := transform.Fingerprint(obj)
+		if err != nil {
+			return fmt.Errorf("fingerprinting: %w", err)
+		}
+		p.Fingerprint = fp
+	}
+	h.opts.Recorder.AddPending(p)
+	return nil
+}
+
+// selected asks the index. A scale request carries a Scale object without
+// the parent's labels, so its label selectors cannot be evaluated here:
+// it is recorded when a rule would select it for some labels, and the
+// watch stage, which sees the parent's labels, decides. An unselected
+// pending change only expires.
+func (h *Handler) selected(req *request, res schema.GroupVersionResource, op v1alpha1.Operation, subject *unstructured.Unstructured) bool {
+	rr := rules.Request{
+		Resource:  res.GroupResource(),
+		Namespace: req.Namespace,
+		Labels:    labels.Set(subject.GetLabels()),
+		Operation: op,
+	}
+	if req.SubResource == "" {
+		return len(h.opts.Index.Match(rr, h.opts.NamespaceLabels)) > 0
+	}
+	for _, r := range h.opts.Index.Rules() {
+		for _, use := range r.Resources {
+			if use.GVR.GroupResource() != rr.Resource {
+				continue
+			}
+			unlabelled := *r
+			unlabelled.Labels = nil
+			if unlabelled.Selects(rr, h.opts.NamespaceLabels) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// decodeObject decodes a raw object as the dynamic client does (integers
+// stay int64), so that fingerprints compare with the watch's objects; null
+// or absent gives nil.
+func decodeObject(raw json.RawMessage) (*unstructured.Unstructured, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	m := map[string]interface{}{}
+	if err := utiljson.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	return &unstructured.Unstructured{Object: m}, nil
+}

@@ -1,0 +1,351 @@
+package batch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
+	"github.com/gitops-reverser/gitops-reverser/engine/change"
+	"github.com/gitops-reverser/gitops-reverser/engine/gitstore"
+	"github.com/gitops-reverser/gitops-reverser/engine/transform"
+)
+
+// TargetSource resolves a GitTarget and its credentials when a target's
+// writer is opened.
+type TargetSource interface {
+	Target(ctx context.Context, key types.NamespacedName) (*v1alpha1.GitTarget, transport.AuthMethod, error)
+}
+
+// Options configure a Batcher.
+type Options struct {
+	// Targets resolves GitTargets and credentials.
+	Targets TargetSource
+	// WorkDir holds one local clone per target.
+	WorkDir string
+	// Tick is how often sessions and push timers are checked; zero
+	// means 250ms.
+	Tick time.Duration
+	// QueueSize bounds the changes waiting to be rendered; zero means
+	// 4096. Record blocks (it is called from informer handlers, never from
+	// the webhook) when the queue is full.
+	QueueSize int
+	// Log receives structured logs; never object contents.
+	Log logr.Logger
+}
+
+// Batcher receives confirmed changes and commits them per target and
+// author session. It implements change.Sink.
+type Batcher struct {
+	opts  Options
+	queue chan change.Change
+
+	mu      sync.Mutex
+	targets map[types.NamespacedName]*target
+}
+
+// New returns a Batcher; run it with Start.
+func New(opts Options) *Batcher {
+	if opts.Tick <= 0 {
+		opts.Tick = 250 * time.Millisecond
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 4096
+	}
+	return &Batcher{opts: opts, queue: make(chan change.Change, opts.QueueSize), targets: map[types.NamespacedName]*target{}}
+}
+
+// Record queues a confirmed change.
+func (b *Batcher) Record(ctx context.Context, c change.Change) {
+	queueDepth.Set(float64(len(b.queue)))
+	select {
+	case b.queue <- c:
+	case <-ctx.Done():
+	}
+}
+
+// NeedLeaderElection makes the Batcher run on the leader only: one writer
+// per repository.
+func (b *Batcher) NeedLeaderElection() bool { return true }
+
+// Start runs the batcher until ctx ends, then commits and pushes what it
+// holds.
+func (b *Batcher) Start(ctx context.Context) error {
+	ticker := time.NewTicker(b.opts.Tick)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			b.flushAll(context.Background())
+			return nil
+		case c := <-b.queue:
+			queueDepth.Set(float64(len(b.queue)))
+			b.handle(ctx, c)
+		case now := <-ticker.C:
+			b.tick(ctx, now)
+		}
+	}
+}
+
+func (b *Batcher) handle(ctx context.Context, c change.Change) {
+	for _, r := range c.Rules {
+		t, err := b.target(ctx, r.Target)
+		if err != nil {
+			b.opts.Log.Error(err, "opening Git target", "target", r.Target.String(), "rule", r.Key.String())
+			continue
+		}
+		f, err := render(c, r.Spec, t.spec)
+		if errors.Is(err, transform.ErrSkipped) {
+			continue
+		}
+		if err != nil {
+			renderErrors.Inc()
+			b.opts.Log.Error(err, "rendering change", "rule", r.Key.String(), "resource", c.Resource.String(),
+				"namespace", c.Namespace, "name", c.Name)
+			continue
+		}
+		for _, s := range t.sessions.add(c.User, f, time.Now()) {
+			t.commit(ctx, s, b.opts.Log)
+		}
+	}
+}
+
+func (b *Batcher) tick(ctx context.Context, now time.Time) {
+	b.mu.Lock()
+	targets := make([]*target, 0, len(b.targets))
+	for _, t := range b.targets {
+		targets = append(targets, t)
+	}
+	b.mu.Unlock()
+	for _, t := range targets {
+		for _, s := range t.sessions.due(now) {
+			t.commit(ctx, s, b.opts.Log)
+		}
+		t.maybeSync(ctx, now, b.opts.Log)
+	}
+}
+
+func (b *Batcher) flushAll(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, t := range b.targets {
+		for _, s := range t.sessions.all() {
+			t.commit(ctx, s, b.opts.Log)
+		}
+		t.push(ctx, b.opts.Log)
+		_ = t.writer.Close()
+	}
+}
+
+// target returns the open target, opening its writer on first use.
+func (b *Batcher) target(ctx context.Context, key types.NamespacedName) (*target, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if t, ok := b.targets[key]; ok {
+		return t, nil
+	}
+	gt, auth, err := b.opts.Targets.Target(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	spec := gt.Spec
+	w, err := gitstore.Open(ctx, gitstore.Config{
+		URL:       spec.URL,
+		Branch:    spec.Branch,
+		Auth:      auth,
+		Dir:       path.Join(b.opts.WorkDir, key.Namespace, key.Name),
+		Committer: gitstore.Signature{Name: spec.Commit.CommitterName, Email: spec.Commit.CommitterEmail},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening the repository of GitTarget %s: %w", key, err)
+	}
+	t := &target{
+		key:    key,
+		spec:   spec,
+		writer: w,
+		sessions: newSessions(Limits{
+			Idle:       durationOr(spec.Batching.IdleTimeout.Duration, 5*time.Second),
+			MaxChanges: intOr(int(spec.Batching.MaxChanges), 100),
+			MaxAge:     durationOr(spec.Batching.MaxAge.Duration, time.Minute),
+		}),
+		lastSync: time.Now(),
+	}
+	b.targets[key] = t
+	return t, nil
+}
+
+// Forget closes the writer of a target whose spec changed or which was
+// deleted, committing what it holds first; the next change reopens it.
+func (b *Batcher) Forget(ctx context.Context, key types.NamespacedName) {
+	b.mu.Lock()
+	t, ok := b.targets[key]
+	delete(b.targets, key)
+	b.mu.Unlock()
+	if !ok {
+		return
+	}
+	for _, s := range t.sessions.all() {
+		t.commit(ctx, s, b.opts.Log)
+	}
+	t.push(ctx, b.opts.Log)
+	_ = t.writer.Close()
+}
+
+// target is one GitTarget's writer, sessions and push timeline.
+type target struct {
+	key      types.NamespacedName
+	spec     v1alpha1.GitTargetSpec
+	writer   *gitstore.Writer
+	sessions *sessions
+	unpushed int
+	firstUnp time.Time
+	lastSync time.Time
+}
+
+func (t *target) commit(ctx context.Context, s *session, log logr.Logger) {
+	req := gitstore.CommitRequest{
+		Author:  authorOf(s.author, t.spec.Commit),
+		Message: message(s, t.key),
+		When:    s.last,
+	}
+	for _, p := range s.order {
+		f := s.files[p]
+		req.Changes = append(req.Changes, gitstore.FileChange{Path: f.path, Content: f.content, Delete: f.delete})
+	}
+	h, err := t.writer.Commit(ctx, req)
+	switch {
+	case errors.Is(err, gitstore.ErrNoChange):
+		return
+	case err != nil:
+		commitErrors.Inc()
+		log.Error(err, "committing", "target", t.key.String(), "author", s.author.Username)
+		return
+	}
+	commits.Inc()
+	log.V(1).Info("committed", "target", t.key.String(), "author", s.author.Username, "commit", h.String(), "files", len(req.Changes))
+	if t.unpushed == 0 {
+		t.firstUnp = time.Now()
+	}
+	t.unpushed++
+	if t.unpushed >= intOr(int(t.spec.Sync.PushAfterCommits), 20) {
+		t.push(ctx, log)
+	}
+}
+
+// maybeSync pushes when the oldest unpushed commit has waited the push
+// interval, and pulls when idle for the pull interval.
+func (t *target) maybeSync(ctx context.Context, now time.Time, log logr.Logger) {
+	if t.unpushed > 0 && now.Sub(t.firstUnp) >= durationOr(t.spec.Sync.PushInterval.Duration, 10*time.Second) {
+		t.push(ctx, log)
+		return
+	}
+	if t.unpushed == 0 && t.sessions.empty() && now.Sub(t.lastSync) >= durationOr(t.spec.Sync.PullInterval.Duration, time.Minute) {
+		t.lastSync = now
+		if _, err := t.writer.Pull(ctx); err != nil {
+			log.Error(err, "pulling", "target", t.key.String())
+		}
+	}
+}
+
+func (t *target) push(ctx context.Context, log logr.Logger) {
+	if t.unpushed == 0 {
+		return
+	}
+	res, err := t.writer.Push(ctx)
+	if err != nil {
+		pushErrors.Inc()
+		log.Error(err, "pushing; will retry", "target", t.key.String(), "unpushed", t.unpushed)
+		// Retry after another push interval.
+		t.firstUnp = time.Now()
+		return
+	}
+	pushes.Inc()
+	log.V(1).Info("pushed", "target", t.key.String(), "commits", res.Pushed, "replayed", res.Replayed)
+	t.unpushed = 0
+	t.lastSync = time.Now()
+}
+
+var unsafeEmail = regexp.MustCompile(`[^A-Za-z0-9._+-]+`)
+
+// authorOf maps a Kubernetes user to a Git author: an AuthorMap entry, else
+// the username at the target's e-mail domain.
+func authorOf(u change.User, c v1alpha1.CommitSpec) gitstore.Signature {
+	name := u.Username
+	if u.IsUnknown() {
+		name = change.UnknownUsername
+	}
+	for _, m := range c.AuthorMap {
+		if m.Username == name {
+			return gitstore.Signature{Name: m.Name, Email: m.Email}
+		}
+	}
+	domain := c.AuthorEmailDomain
+	if domain == "" {
+		domain = "cluster.local"
+	}
+	local := strings.Trim(unsafeEmail.ReplaceAllString(name, "."), ".")
+	if strings.Contains(name, "@") && !strings.ContainsAny(name, "<>\n ") {
+		return gitstore.Signature{Name: name, Email: name}
+	}
+	return gitstore.Signature{Name: strings.NewReplacer("<", "", ">", "", "\n", " ").Replace(name), Email: local + "@" + domain}
+}
+
+// message renders the commit message: a subject, one line per change, and
+// trailers that tools can parse (git interpret-trailers).
+func message(s *session, key types.NamespacedName) string {
+	var b strings.Builder
+	if len(s.changes) == 1 {
+		b.WriteString(s.changes[0])
+	} else {
+		fmt.Fprintf(&b, "%d changes by %s", len(s.changes), s.author.Username)
+	}
+	b.WriteString("\n\n")
+	if len(s.changes) > 1 {
+		for _, c := range s.changes {
+			b.WriteString("- " + c + "\n")
+		}
+		b.WriteString("\n")
+	}
+	user := s.author.Username
+	if s.author.IsUnknown() {
+		user = change.UnknownUsername
+	}
+	fmt.Fprintf(&b, "Reverser-User: %s\n", user)
+	if len(s.author.Groups) > 0 {
+		groups := append([]string(nil), s.author.Groups...)
+		sort.Strings(groups)
+		fmt.Fprintf(&b, "Reverser-Groups: %s\n", strings.Join(groups, ","))
+	}
+	for _, c := range s.changes {
+		op, rest, _ := strings.Cut(c, " ")
+		fmt.Fprintf(&b, "Reverser-Operation: %s\nReverser-Resource: %s\n", op, rest)
+	}
+	fmt.Fprintf(&b, "Reverser-Target: %s\n", key)
+	return b.String()
+}
+
+func durationOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+func intOr(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}

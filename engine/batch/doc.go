@@ -1,0 +1,7 @@
+// Package batch turns confirmed changes into commits. It receives
+// change.Change values from the watch stage, renders each through the
+// built-in sanitizer and the path layout into a file change, groups one
+// author's burst of changes into an author session per Git target, and
+// hands each closed session to the target's writer as one commit. The writer
+// pushes on a timeline (after N commits or an interval), never per change.
+package batch

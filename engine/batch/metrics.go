@@ -1,0 +1,31 @@
+package batch
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+var (
+	queueDepth = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "gitops_reverser_batch_queue_depth", Help: "Confirmed changes waiting to be rendered.",
+	})
+	renderErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gitops_reverser_render_errors_total", Help: "Changes not written because sanitizing or layout failed.",
+	})
+	commits = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gitops_reverser_commits_total", Help: "Commits created.",
+	})
+	commitErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gitops_reverser_commit_errors_total", Help: "Author sessions that failed to commit.",
+	})
+	pushes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gitops_reverser_pushes_total", Help: "Successful pushes.",
+	})
+	pushErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gitops_reverser_push_errors_total", Help: "Failed pushes (retried).",
+	})
+)
+
+func init() {
+	metrics.Registry.MustRegister(queueDepth, renderErrors, commits, commitErrors, pushes, pushErrors)
+}

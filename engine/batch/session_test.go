@@ -1,0 +1,79 @@
+package batch
+
+import (
+	"testing"
+	"time"
+
+	"github.com/gitops-reverser/gitops-reverser/engine/change"
+)
+
+func TestSessions_add_closesOtherAuthorsSessionOnSharedPath(t *testing.T) {
+	now := time.Unix(1000, 0)
+	ss := newSessions(Limits{Idle: 5 * time.Second, MaxChanges: 10, MaxAge: time.Minute})
+	alice, bob := change.User{Username: "alice"}, change.User{Username: "bob"}
+	if closed := ss.add(alice, fileChange{path: "a.yaml", summary: "UPDATE a"}, now); len(closed) != 0 {
+		t.Fatalf("first change closed %d sessions", len(closed))
+	}
+	if closed := ss.add(bob, fileChange{path: "b.yaml", summary: "UPDATE b"}, now); len(closed) != 0 {
+		t.Fatalf("bob on another path closed %d sessions", len(closed))
+	}
+	closed := ss.add(bob, fileChange{path: "a.yaml", summary: "UPDATE a"}, now.Add(time.Second))
+	if len(closed) != 1 || closed[0].author.Username != "alice" {
+		t.Fatalf("bob touching alice's path closed %v, want alice's session", closed)
+	}
+	if got := ss.byPath["a.yaml"].author.Username; got != "bob" {
+		t.Fatalf("a.yaml held by %s, want bob", got)
+	}
+}
+
+func TestSessions_due_idleAgeAndSize(t *testing.T) {
+	now := time.Unix(1000, 0)
+	tests := []struct {
+		name    string
+		limits  Limits
+		changes int
+		wait    time.Duration
+		closed  int
+	}{
+		{"open while active", Limits{Idle: 5 * time.Second, MaxAge: time.Minute}, 1, time.Second, 0},
+		{"idle closes", Limits{Idle: 5 * time.Second, MaxAge: time.Minute}, 1, 5 * time.Second, 1},
+		{"age closes", Limits{Idle: time.Hour, MaxAge: 2 * time.Second}, 1, 3 * time.Second, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ss := newSessions(tt.limits)
+			for i := 0; i < tt.changes; i++ {
+				ss.add(change.User{Username: "alice"}, fileChange{path: "a.yaml"}, now)
+			}
+			if got := len(ss.due(now.Add(tt.wait))); got != tt.closed {
+				t.Fatalf("due closed %d sessions, want %d", got, tt.closed)
+			}
+		})
+	}
+	ss := newSessions(Limits{MaxChanges: 2})
+	ss.add(change.User{Username: "alice"}, fileChange{path: "a.yaml"}, now)
+	if closed := ss.add(change.User{Username: "alice"}, fileChange{path: "b.yaml"}, now); len(closed) != 1 || len(closed[0].order) != 2 {
+		t.Fatalf("a full session did not close with both files: %v", closed)
+	}
+}
+
+func TestAuthorOf_mappingAndDomain(t *testing.T) {
+	tests := []struct {
+		user      string
+		wantName  string
+		wantEmail string
+	}{
+		{"alice", "Alice Liddell", "alice@wonderland.example"},
+		{"bob", "bob", "bob@corp.example"},
+		{"system:serviceaccount:ci:deployer", "system:serviceaccount:ci:deployer", "system.serviceaccount.ci.deployer@corp.example"},
+		{"carol@corp.example", "carol@corp.example", "carol@corp.example"},
+		{"", "unknown", "unknown@corp.example"},
+	}
+	spec := commitSpec()
+	for _, tt := range tests {
+		got := authorOf(change.User{Username: tt.user}, spec)
+		if got.Name != tt.wantName || got.Email != tt.wantEmail {
+			t.Errorf("authorOf(%q) = %+v, want %s <%s>", tt.user, got, tt.wantName, tt.wantEmail)
+		}
+	}
+}
