@@ -54,8 +54,9 @@ func BenchmarkDeadline(b *testing.B) {
 }
 
 // BenchmarkLoad_warmCache loads a compiled-before module into a fresh host
-// (as after a restart, on-disk cache) and into the same host after its last
-// release (in-memory cache): compile from cache, instantiate, check the ABI.
+// (disk: as after a restart, decode + validate + deserialize from the on-disk
+// cache) and into the same host after its last release (memory: the kept
+// compiled module); both then instantiate one instance and check the ABI.
 func BenchmarkLoad_warmCache(b *testing.B) {
 	wasm := goPlugin(b, pkgStrip)
 	digest := digestOf(wasm)

@@ -15,12 +15,14 @@ import (
 type deadlineMode int
 
 const (
+	// deadlineWatchdog (the default: measured faster, most on heavy calls)
+	// calls with a context that never expires and arms one timer per call
+	// that closes the module when the deadline passes, or when the caller's
+	// context ends.
+	deadlineWatchdog deadlineMode = iota
 	// deadlineContext passes a context with the deadline to every wazero
 	// call; wazero closes the module when it expires.
-	deadlineContext deadlineMode = iota
-	// deadlineWatchdog calls with a context that never expires and arms one
-	// timer per call that closes the module when the deadline passes.
-	deadlineWatchdog
+	deadlineContext
 	// deadlineNone bounds nothing; benchmarks use it as the baseline only.
 	deadlineNone
 )
@@ -43,7 +45,11 @@ type guard struct {
 func newGuard(ctx context.Context, inst *instance, opts Options) *guard {
 	g := &guard{}
 	switch opts.deadline {
-	case deadlineWatchdog:
+	case deadlineContext:
+		g.ctx, g.cancel = context.WithTimeout(ctx, opts.CallTimeout)
+	case deadlineNone:
+		g.ctx = ctx
+	default:
 		g.ctx = context.WithoutCancel(ctx)
 		closeIt := func() {
 			g.hit.Store(true)
@@ -51,10 +57,6 @@ func newGuard(ctx context.Context, inst *instance, opts Options) *guard {
 		}
 		g.timer = time.AfterFunc(opts.CallTimeout, closeIt)
 		g.after = context.AfterFunc(ctx, closeIt)
-	case deadlineNone:
-		g.ctx = ctx
-	default:
-		g.ctx, g.cancel = context.WithTimeout(ctx, opts.CallTimeout)
 	}
 	return g
 }

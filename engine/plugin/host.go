@@ -88,7 +88,19 @@ type Host struct {
 
 	mu      sync.Mutex
 	modules map[string]*loadEntry // by sha256 digest
-	closed  bool
+	// released keeps the compiled form of the last released modules, oldest
+	// first, so a rule that drops and re-adds a module (or a rule update that
+	// flips between two digests) does not pay for compilation again.
+	released []releasedModule
+	closed   bool
+}
+
+// maxReleased bounds how many released compiled modules are kept.
+const maxReleased = 8
+
+type releasedModule struct {
+	digest   string
+	compiled wazero.CompiledModule
 }
 
 // loadEntry lets concurrent Loads of one digest share a single compile.
@@ -144,9 +156,15 @@ func (h *Host) Close(ctx context.Context) error {
 		}
 	}
 	h.modules = map[string]*loadEntry{}
+	released := h.released
+	h.released = nil
 	h.mu.Unlock()
 	for _, m := range mods {
-		m.shutdown(ctx)
+		m.shutdown()
+		_ = m.compiled.Close(ctx)
+	}
+	for _, r := range released {
+		_ = r.compiled.Close(ctx)
 	}
 	return errors.Join(h.runtime.Close(ctx), h.cache.Close(ctx))
 }
@@ -218,16 +236,43 @@ func (h *Host) release(ctx context.Context, m *Module) {
 			delete(h.modules, m.digest)
 		}
 	}
+	var evicted []releasedModule
+	if last {
+		h.released = append(h.released, releasedModule{digest: m.digest, compiled: m.compiled})
+		if n := len(h.released) - maxReleased; n > 0 {
+			evicted = append(evicted, h.released[:n]...)
+			h.released = append([]releasedModule(nil), h.released[n:]...)
+		}
+	}
 	h.mu.Unlock()
 	if last {
-		m.shutdown(ctx)
+		m.shutdown()
+	}
+	for _, r := range evicted {
+		_ = r.compiled.Close(ctx)
 	}
 }
 
+// takeReleased returns and forgets the kept compiled module for digest.
+func (h *Host) takeReleased(digest string) wazero.CompiledModule {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, r := range h.released {
+		if r.digest == digest {
+			h.released = append(h.released[:i:i], h.released[i+1:]...)
+			return r.compiled
+		}
+	}
+	return nil
+}
+
 func (h *Host) compile(ctx context.Context, digest string, wasm []byte) (*Module, error) {
-	compiled, err := h.runtime.CompileModule(ctx, wasm)
-	if err != nil {
-		return nil, newError(digest, ReasonInvalidModule, "compiling: %w", err)
+	compiled := h.takeReleased(digest)
+	if compiled == nil {
+		var err error
+		if compiled, err = h.runtime.CompileModule(ctx, wasm); err != nil {
+			return nil, newError(digest, ReasonInvalidModule, "compiling: %w", err)
+		}
 	}
 	m := &Module{
 		host:     h,

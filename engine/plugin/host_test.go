@@ -115,6 +115,14 @@ func TestHost_Load_sharesModulePerDigest(t *testing.T) {
 	b.Release(ctx)
 	_, err = b.Sanitize(ctx, []byte(`{"kind":"ConfigMap"}`), nil, CallContext{})
 	wantReason(t, err, ReasonClosed)
+
+	c := load(t, h, wasm) // reloaded from the kept compiled module
+	if c == b {
+		t.Fatal("a released module was handed out again")
+	}
+	if _, err := c.Sanitize(ctx, []byte(`{"kind":"ConfigMap"}`), nil, CallContext{}); err != nil {
+		t.Fatalf("Sanitize after reload: %v", err)
+	}
 }
 
 func TestHost_Load_onDiskCache(t *testing.T) {

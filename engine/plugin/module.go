@@ -244,9 +244,9 @@ func (m *Module) isClosed() bool {
 	return m.closed
 }
 
-// shutdown closes idle instances and the compiled module; busy instances are
-// closed when their call returns.
-func (m *Module) shutdown(ctx context.Context) {
+// shutdown closes idle instances; busy instances are closed when their call
+// returns. The compiled module stays with the host.
+func (m *Module) shutdown() {
 	m.mu.Lock()
 	m.closed = true
 	m.mu.Unlock()
@@ -256,7 +256,6 @@ func (m *Module) shutdown(ctx context.Context) {
 			inst.close()
 			<-m.slots
 		default:
-			_ = m.compiled.Close(ctx)
 			return
 		}
 	}

@@ -1,0 +1,23 @@
+// Package confirm is the "what" half of capture: it pairs what the
+// admission webhook claimed with what the watch shows was persisted.
+//
+// It receives pending changes (change.Pending, through Store.AddPending,
+// which implements admission.PendingRecorder) and watch events from dynamic
+// informers for exactly the resources the rule index selects. It hands on a
+// change.Change for every persisted change a rule selects, to a change.Sink,
+// with its author:
+//
+//   - CREATE: the pending creations for the object's uid (or
+//     namespace/name) whose fingerprint equals the persisted object's;
+//   - UPDATE: the pending updates keyed by (uid, old resourceVersion), which
+//     only one write can leave; the persisted content picks among racing
+//     attempts (fingerprint; replicas for the scale subresource);
+//   - DELETE: the user who deleted the object, remembered when the deletion
+//     only set deletionTimestamp (finalizers), else the pending deletions.
+//
+// When the remaining claims disagree, the author is change.Unknown, never a
+// guess. When no claim is there yet, the decision waits a short grace (the
+// webhook's queue is asynchronous) without blocking the informer, and events
+// of one object are handed on in the order they were observed. Pending
+// changes that no event confirms expire after a TTL and are counted.
+package confirm

@@ -1,0 +1,189 @@
+package confirm
+
+import (
+	"sort"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
+	"github.com/gitops-reverser/gitops-reverser/engine/admission"
+	"github.com/gitops-reverser/gitops-reverser/engine/change"
+	"github.com/gitops-reverser/gitops-reverser/engine/rules"
+	"github.com/gitops-reverser/gitops-reverser/engine/transform"
+)
+
+// eventKind is what the watch observed.
+type eventKind uint8
+
+const (
+	eventAdded eventKind = iota + 1
+	eventModified
+	// eventDeletionStarted is a MODIFIED event that only set
+	// deletionTimestamp: finalizers hold the object.
+	eventDeletionStarted
+	eventDeleted
+)
+
+// event is one watch event being paired with claims.
+type event struct {
+	kind     eventKind
+	resource schema.GroupVersionResource
+	obj      *unstructured.Unstructured // persisted state; last state for a delete
+	oldRV    string                     // the predecessor's resourceVersion (MODIFIED)
+	op       v1alpha1.Operation         // operation of the handed-on change
+	emit     bool                       // false: settles claims, hands on nothing
+	rules    []*rules.Rule              // rules that select the change
+	observed time.Time                  // when the watch delivered it
+
+	fp     string
+	fpDone bool
+}
+
+// fingerprint is computed once per event, and only when a claim needs it.
+func (ev *event) fingerprint() string {
+	if !ev.fpDone {
+		ev.fpDone = true
+		if fp, err := transform.Fingerprint(ev.obj); err == nil {
+			ev.fp = fp
+		}
+	}
+	return ev.fp
+}
+
+// persisted reports whether the claim describes the persisted object:
+// same fingerprint, or for a scale write the same replicas.
+func (ev *event) persisted(p change.Pending) bool {
+	if p.Fingerprint == "" {
+		return false
+	}
+	if p.SubResource == admission.SubresourceScale {
+		replicas, found, err := unstructured.NestedInt64(ev.obj.Object, "spec", "replicas")
+		return err == nil && found && admission.ScaleFingerprint(replicas) == p.Fingerprint
+	}
+	fp := ev.fingerprint()
+	return fp != "" && fp == p.Fingerprint
+}
+
+// pair decides the author of ev from the store's claims. decided is false
+// when no claim fits yet and final is false: the caller waits the grace and
+// asks again with final true, which always decides.
+func (s *Store) pair(ev *event, final bool) (user change.User, decided bool) {
+	uid := ev.obj.GetUID()
+	switch ev.kind {
+	case eventAdded:
+		slots := []slot{{kind: slotCreate, uid: uid}, {
+			kind: slotCreateByName, resource: ev.resource.GroupResource(),
+			namespace: ev.obj.GetNamespace(), name: ev.obj.GetName(),
+		}}
+		user, decided = choose(filter(s.claims(slots...), ev.persisted), final)
+		if decided {
+			s.consume(slots...)
+		}
+		return user, decided
+
+	case eventModified:
+		sl := slot{kind: slotUpdate, uid: uid, rv: ev.oldRV}
+		user, decided = choose(filter(s.claims(sl), ev.persisted), final)
+		if decided {
+			// Only one write can leave a resourceVersion: every other
+			// attempt from it failed.
+			s.consume(sl)
+		}
+		return user, decided
+
+	case eventDeletionStarted:
+		sl := slot{kind: slotDelete, uid: uid}
+		fromRV := func(p change.Pending) bool { return p.OldResourceVersion == ev.oldRV }
+		user, decided = choose(filter(s.claims(sl), fromRV), final)
+		if decided {
+			s.rememberDeleter(uid, user)
+			s.consumeMatching(sl, fromRV)
+			s.consume(slot{kind: slotUpdate, uid: uid, rv: ev.oldRV})
+		}
+		return user, decided
+
+	case eventDeleted:
+		// The user who started the deletion wins over later DELETE calls
+		// on an object that finalizers hold: the first one deleted it.
+		if u, ok := s.deleterOf(uid); ok {
+			s.dropObject(uid)
+			return u, true
+		}
+		user, decided = choose(s.claims(slot{kind: slotDelete, uid: uid}), final)
+		if decided {
+			s.dropObject(uid)
+		}
+		return user, decided
+	}
+	return change.Unknown, true
+}
+
+// settle drops the claims an event no rule selects has settled, so that
+// they do not linger until they expire.
+func (s *Store) settle(ev *event) {
+	uid := ev.obj.GetUID()
+	switch ev.kind {
+	case eventAdded:
+		s.consume(slot{kind: slotCreate, uid: uid}, slot{
+			kind: slotCreateByName, resource: ev.resource.GroupResource(),
+			namespace: ev.obj.GetNamespace(), name: ev.obj.GetName(),
+		})
+	case eventModified, eventDeletionStarted:
+		s.consume(slot{kind: slotUpdate, uid: uid, rv: ev.oldRV})
+	case eventDeleted:
+		s.dropObject(uid)
+	}
+}
+
+func filter(ps []change.Pending, keep func(change.Pending) bool) []change.Pending {
+	out := ps[:0]
+	for _, p := range ps {
+		if keep(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// choose names the author when every remaining claim names the same user,
+// and Unknown when they disagree; with no claim it decides (Unknown) only
+// when final.
+func choose(ps []change.Pending, final bool) (change.User, bool) {
+	if len(ps) == 0 {
+		return change.Unknown, final
+	}
+	first := ps[0].User
+	for _, p := range ps[1:] {
+		if !sameUser(first, p.User) {
+			return change.Unknown, true
+		}
+	}
+	if first.IsUnknown() {
+		return change.Unknown, true
+	}
+	return first, true
+}
+
+// sameUser compares name, uid and groups (as sets); extra attributes such
+// as a session id may differ between two requests of one user.
+func sameUser(a, b change.User) bool {
+	if a.Username != b.Username || a.UID != b.UID || len(a.Groups) != len(b.Groups) {
+		return false
+	}
+	ga := append([]string(nil), a.Groups...)
+	gb := append([]string(nil), b.Groups...)
+	sort.Strings(ga)
+	sort.Strings(gb)
+	for i := range ga {
+		if ga[i] != gb[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// uidOf is the object identity events of one object share.
+func uidOf(obj *unstructured.Unstructured) types.UID { return obj.GetUID() }

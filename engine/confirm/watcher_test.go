@@ -1,0 +1,253 @@
+package confirm
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+
+	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
+	"github.com/gitops-reverser/gitops-reverser/engine/change"
+)
+
+// step is one thing that happens: a claim reaches the store, or the watch
+// delivers an event.
+type step struct {
+	claim *change.Pending
+	event func() *event
+}
+
+func claim(p change.Pending) step    { return step{claim: &p} }
+func observe(f func() *event) step   { return step{event: f} }
+func claims(ps ...change.Pending) []step {
+	out := make([]step, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, claim(p))
+	}
+	return out
+}
+
+// handedOn is what a user sees of a change: operation and author.
+type handedOn struct {
+	op   v1alpha1.Operation
+	user string
+}
+
+func TestWatcher_observe_pairing(t *testing.T) {
+	alice, bob, carol, dave := user("alice"), user("bob"), user("carol"), user("dave")
+	racers := []change.User{alice, bob, carol, dave}
+
+	tests := []struct {
+		name      string
+		steps     func(t *testing.T) []step
+		want      []handedOn
+		remaining int // claims left in the store afterwards
+	}{
+		{
+			name: "single writer",
+			steps: func(t *testing.T) []step {
+				return []step{
+					claim(update(t, alice, "1", configMap("u1", "1", "a"))),
+					observe(func() *event { return modifiedEvent(configMaps, configMap("u1", "1", "old"), configMap("u1", "2", "a")) }),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationUpdate, "alice"}},
+		},
+		{
+			name: "eight racing writes by four users, one persisted",
+			steps: func(t *testing.T) []step {
+				var s []step
+				for i := 0; i < 8; i++ {
+					s = append(s, claim(update(t, racers[i%4], "7", configMap("u1", "7", fmt.Sprintf("v%d", i)))))
+				}
+				return append(s, observe(func() *event {
+					return modifiedEvent(configMaps, configMap("u1", "7", "old"), configMap("u1", "8", "v6"))
+				}))
+			},
+			want: []handedOn{{v1alpha1.OperationUpdate, "carol"}},
+		},
+		{
+			name: "identical content by two users is unknown",
+			steps: func(t *testing.T) []step {
+				s := claims(update(t, alice, "3", configMap("u1", "3", "same")), update(t, bob, "3", configMap("u1", "3", "same")))
+				return append(s, observe(func() *event {
+					return modifiedEvent(configMaps, configMap("u1", "3", "old"), configMap("u1", "4", "same"))
+				}))
+			},
+			want: []handedOn{{v1alpha1.OperationUpdate, change.UnknownUsername}},
+		},
+		{
+			name: "forged duplicate claim is unknown",
+			steps: func(t *testing.T) []step {
+				// A review posted straight to the webhook claims alice's
+				// write with other groups.
+				s := claims(update(t, alice, "3", configMap("u1", "3", "new")), update(t, user("alice", "system:masters"), "3", configMap("u1", "3", "new")))
+				return append(s, observe(func() *event {
+					return modifiedEvent(configMaps, configMap("u1", "3", "old"), configMap("u1", "4", "new"))
+				}))
+			},
+			want: []handedOn{{v1alpha1.OperationUpdate, change.UnknownUsername}},
+		},
+		{
+			name: "claims from another resourceVersion do not count",
+			steps: func(t *testing.T) []step {
+				s := claims(update(t, alice, "2", configMap("u1", "2", "new")))
+				return append(s, observe(func() *event {
+					return modifiedEvent(configMaps, configMap("u1", "3", "old"), configMap("u1", "4", "new"))
+				}))
+			},
+			want:      []handedOn{{v1alpha1.OperationUpdate, change.UnknownUsername}},
+			remaining: 1,
+		},
+		{
+			name: "no claim is unknown after the grace",
+			steps: func(t *testing.T) []step {
+				return []step{observe(func() *event {
+					return modifiedEvent(configMaps, configMap("u1", "3", "old"), configMap("u1", "4", "new"))
+				})}
+			},
+			want: []handedOn{{v1alpha1.OperationUpdate, change.UnknownUsername}},
+		},
+		{
+			name: "create by uid",
+			steps: func(t *testing.T) []step {
+				return []step{
+					claim(create(t, alice, configMap("u1", "", "a"))),
+					observe(func() *event { return addedEvent(configMaps, configMap("u1", "1", "a")) }),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationCreate, "alice"}},
+		},
+		{
+			name: "create by namespace and name when the claim has no uid",
+			steps: func(t *testing.T) []step {
+				return []step{
+					claim(create(t, bob, configMap("", "", "a"))),
+					observe(func() *event { return addedEvent(configMaps, configMap("u1", "1", "a")) }),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationCreate, "bob"}},
+		},
+		{
+			name: "claim arriving after the event, within the grace",
+			steps: func(t *testing.T) []step {
+				return []step{
+					observe(func() *event { return addedEvent(configMaps, configMap("u1", "1", "a")) }),
+					claim(create(t, alice, configMap("u1", "", "a"))),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationCreate, "alice"}},
+		},
+		{
+			name: "an object's changes stay in order behind a waiting one",
+			steps: func(t *testing.T) []step {
+				return []step{
+					observe(func() *event { return addedEvent(configMaps, configMap("u1", "1", "a")) }),
+					claim(update(t, bob, "1", configMap("u1", "1", "b"))),
+					observe(func() *event { return modifiedEvent(configMaps, configMap("u1", "1", "a"), configMap("u1", "2", "b")) }),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationCreate, change.UnknownUsername}, {v1alpha1.OperationUpdate, "bob"}},
+		},
+		{
+			name: "scale picks the claim with the persisted replicas",
+			steps: func(t *testing.T) []step {
+				s := claims(scale(alice, "d1", "5", 3), scale(bob, "d1", "5", 7))
+				return append(s, observe(func() *event {
+					return modifiedEvent(deployments, deployment("d1", "5", 1), deployment("d1", "6", 3))
+				}))
+			},
+			want: []handedOn{{v1alpha1.OperationUpdate, "alice"}},
+		},
+		{
+			name: "delete with a finalizer is the deleter's",
+			steps: func(t *testing.T) []step {
+				return []step{
+					claim(deletion(alice, "u1", "5")),
+					observe(func() *event {
+						return modifiedEvent(configMaps, configMap("u1", "5", "a"), deleting(configMap("u1", "6", "a"), "example.com/hold"))
+					}),
+					// A controller removes the finalizer.
+					claim(update(t, bob, "6", deleting(configMap("u1", "6", "a")))),
+					observe(func() *event { return deletedEvent(configMaps, deleting(configMap("u1", "7", "a"))) }),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationDelete, "alice"}},
+		},
+		{
+			name: "plain delete",
+			steps: func(t *testing.T) []step {
+				return []step{
+					claim(deletion(dave, "u1", "5")),
+					observe(func() *event { return deletedEvent(configMaps, configMap("u1", "6", "a")) }),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationDelete, "dave"}},
+		},
+		{
+			name: "an object no rule selects hands on nothing and settles its claims",
+			steps: func(t *testing.T) []step {
+				return []step{
+					claim(update(t, alice, "1", withLabel(configMap("u1", "1", "a"), "app", "ignored"))),
+					observe(func() *event {
+						return modifiedEvent(configMaps, configMap("u1", "1", "a"), withLabel(configMap("u1", "2", "a"), "app", "ignored"))
+					}),
+				}
+			},
+			want: nil,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := NewStore(StoreOptions{})
+			w, sink := newTestWatcher(t, 200*time.Millisecond, store)
+			for _, s := range tt.steps(t) {
+				if s.claim != nil {
+					store.AddPending(*s.claim)
+				} else {
+					w.observe(s.event())
+				}
+			}
+			eventually(t, "all events decided", func() bool {
+				w.mu.Lock()
+				defer w.mu.Unlock()
+				return w.nWait == 0
+			})
+			var got []handedOn
+			for _, c := range sink.snapshot() {
+				got = append(got, handedOn{c.Operation, c.User.Username})
+				if len(c.Rules) == 0 || c.Object == nil {
+					t.Errorf("change %s %s/%s has no rules or no object", c.Operation, c.Namespace, c.Name)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("handed on %v, want %v", got, tt.want)
+			}
+			if n := store.Len(); n != tt.remaining {
+				t.Errorf("%d claims left in the store, want %d", n, tt.remaining)
+			}
+		})
+	}
+}
+
+func TestWatcher_observe_countsAttribution(t *testing.T) {
+	store := NewStore(StoreOptions{})
+	w, sink := newTestWatcher(t, time.Millisecond, store)
+	attributed, unattributed, unknown := counterValue(t, confirmedAttributed), counterValue(t, confirmedUnattributed), counterValue(t, unknownAuthorTotal)
+
+	store.AddPending(update(t, user("alice"), "1", configMap("u1", "1", "a")))
+	w.observe(modifiedEvent(configMaps, configMap("u1", "1", "old"), configMap("u1", "2", "a")))
+	w.observe(modifiedEvent(configMaps, configMap("u2", "1", "old"), configMap("u2", "2", "a")))
+	eventually(t, "two changes", func() bool { return len(sink.snapshot()) == 2 })
+
+	if d := counterValue(t, confirmedAttributed) - attributed; d != 1 {
+		t.Errorf("attributed changes counted %v, want 1", d)
+	}
+	if d := counterValue(t, confirmedUnattributed) - unattributed; d != 1 {
+		t.Errorf("unattributed changes counted %v, want 1", d)
+	}
+	if d := counterValue(t, unknownAuthorTotal) - unknown; d != 1 {
+		t.Errorf("unknown authors counted %v, want 1", d)
+	}
+}
+
