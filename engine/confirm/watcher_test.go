@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/change"
 )
@@ -17,8 +16,8 @@ type step struct {
 	event func() *event
 }
 
-func claim(p change.Pending) step    { return step{claim: &p} }
-func observe(f func() *event) step   { return step{event: f} }
+func claim(p change.Pending) step  { return step{claim: &p} }
+func observe(f func() *event) step { return step{event: f} }
 func claims(ps ...change.Pending) []step {
 	out := make([]step, 0, len(ps))
 	for _, p := range ps {
@@ -48,7 +47,9 @@ func TestWatcher_observe_pairing(t *testing.T) {
 			steps: func(t *testing.T) []step {
 				return []step{
 					claim(update(t, alice, "1", configMap("u1", "1", "a"))),
-					observe(func() *event { return modifiedEvent(configMaps, configMap("u1", "1", "old"), configMap("u1", "2", "a")) }),
+					observe(func() *event {
+						return modifiedEvent(configMaps, configMap("u1", "1", "old"), configMap("u1", "2", "a"))
+					}),
 				}
 			},
 			want: []handedOn{{v1alpha1.OperationUpdate, "alice"}},
@@ -250,4 +251,3 @@ func TestWatcher_observe_countsAttribution(t *testing.T) {
 		t.Errorf("unknown authors counted %v, want 1", d)
 	}
 }
-

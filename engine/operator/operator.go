@@ -1,19 +1,39 @@
 // Package operator wires the stages of gitops-reverser into a
-// controller-runtime manager: the controllers, the rule index and (as they
-// land) the admission webhook, the watch stage and the Git writers. The
-// command, the local development runner and the end-to-end tests all start
-// the operator through Setup, so they run the same wiring.
+// controller-runtime manager: the controllers and the rule index, the
+// admission webhook (who), the watch stage (what), the batcher and the Git
+// writers. The command, the local development runner and the end-to-end
+// tests all start the operator through Setup, so they run the same wiring.
 package operator
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"sync/atomic"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/client-go/dynamic"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/gitops-reverser/gitops-reverser/engine/admission"
+	"github.com/gitops-reverser/gitops-reverser/engine/batch"
+	"github.com/gitops-reverser/gitops-reverser/engine/confirm"
 	"github.com/gitops-reverser/gitops-reverser/engine/controller"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
 )
+
+// WebhookPath is where the capture webhook is served.
+const WebhookPath = "/validate"
+
+// The operator records whatever the rules select, so it reads every
+// resource; it writes only its own kinds, their status, events and the
+// webhook configuration.
+// +kubebuilder:rbac:groups=*,resources=*,verbs=get;list;watch
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
 // Options configure the operator.
 type Options struct {
@@ -24,22 +44,43 @@ type Options struct {
 	// RetryInterval is how soon a transient failure is retried; zero
 	// means 30 seconds. Tests shorten it.
 	RetryInterval time.Duration
+	// WebhookURL is the URL the API server calls (local runs, tests);
+	// set it or WebhookService to manage the webhook configuration.
+	WebhookURL string
+	// WebhookService is the in-cluster Service of the webhook.
+	WebhookService *admissionregistrationv1.ServiceReference
+	// WebhookCABundle signs the webhook's serving certificate.
+	WebhookCABundle []byte
+	// WebhookConfigurationName names the ValidatingWebhookConfiguration.
+	WebhookConfigurationName string
+	// ConfirmGrace is how long a watch event waits for a late admission
+	// claim; zero uses the confirm stage's default.
+	ConfirmGrace time.Duration
 }
 
 // Operator is the running wiring, for callers that need its parts.
 type Operator struct {
 	// Index is the rule index the controllers keep in step.
 	Index *rules.Index
+
+	client    client.Client
+	handler   *admission.Handler
+	syncer    *admission.ConfigSyncer
+	watcher   *confirm.Watcher
+	queueSize int
+	requests  atomic.Int64
 }
 
 // Setup registers every controller and stage with the manager.
 func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
-	op := &Operator{Index: rules.NewIndex()}
+	log := ctrl.Log.WithName("gitops-reverser")
+	op := &Operator{Index: rules.NewIndex(), client: mgr.GetClient()}
+	recorder := mgr.GetEventRecorder("gitops-reverser")
 	if err := (&controller.GitTargetReconciler{
 		Client:        mgr.GetClient(),
 		APIReader:     mgr.GetAPIReader(),
 		Checker:       controller.GitRemoteChecker{},
-		Recorder:      mgr.GetEventRecorder("gitops-reverser"),
+		Recorder:      recorder,
 		RetryInterval: opts.RetryInterval,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the GitTarget controller: %w", err)
@@ -49,12 +90,104 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 			Client:        mgr.GetClient(),
 			Mapper:        mgr.GetRESTMapper(),
 			Index:         op.Index,
-			Recorder:      mgr.GetEventRecorder("gitops-reverser"),
+			Recorder:      recorder,
 			Cluster:       cluster,
 			RetryInterval: opts.RetryInterval,
 		}).SetupWithManager(mgr); err != nil {
 			return nil, fmt.Errorf("setting up the rule controller: %w", err)
 		}
 	}
+
+	nsLabels := admission.NamespaceLabels(mgr.GetClient())
+	store := confirm.NewStore(confirm.StoreOptions{})
+	handler, err := admission.NewHandler(admission.Options{
+		Index: op.Index, NamespaceLabels: nsLabels, Recorder: store, Log: log.WithName("admission"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the admission handler: %w", err)
+	}
+	op.handler = handler
+	op.queueSize = admission.DefaultQueueSize
+	mgr.GetWebhookServer().Register(WebhookPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		op.requests.Add(1)
+		handler.ServeHTTP(w, r)
+	}))
+	if err := mgr.Add(handler); err != nil {
+		return nil, fmt.Errorf("adding the admission workers: %w", err)
+	}
+	if opts.WebhookURL != "" || opts.WebhookService != nil {
+		syncer, err := admission.NewConfigSyncer(admission.SyncerOptions{
+			Client: mgr.GetClient(), Index: op.Index, Name: opts.WebhookConfigurationName,
+			URL: opts.WebhookURL, Service: opts.WebhookService, CABundle: opts.WebhookCABundle,
+			Log: log.WithName("webhook-config"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("creating the webhook configuration syncer: %w", err)
+		}
+		op.syncer = syncer
+		if err := mgr.Add(syncer); err != nil {
+			return nil, fmt.Errorf("adding the webhook configuration syncer: %w", err)
+		}
+	}
+
+	batcher := batch.New(batch.Options{
+		Targets: controller.TargetSource{Reader: mgr.GetAPIReader()},
+		WorkDir: opts.WorkDir,
+		Log:     log.WithName("batch"),
+	})
+	if err := mgr.Add(batcher); err != nil {
+		return nil, fmt.Errorf("adding the batcher: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return nil, fmt.Errorf("creating a dynamic client: %w", err)
+	}
+	watcher, err := confirm.NewWatcher(confirm.Options{
+		Client: dyn, Index: op.Index, Store: store, Sink: batcher,
+		NamespaceLabels: nsLabels, Grace: opts.ConfirmGrace, Log: log.WithName("confirm"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the watcher: %w", err)
+	}
+	op.watcher = watcher
+	if err := mgr.Add(watcher); err != nil {
+		return nil, fmt.Errorf("adding the watcher: %w", err)
+	}
 	return op, nil
 }
+
+// AdmissionRequests counts the requests the webhook endpoint received.
+func (op *Operator) AdmissionRequests() int64 { return op.requests.Load() }
+
+// AdmissionQueueSize is the capacity of the webhook's queue.
+func (op *Operator) AdmissionQueueSize() int { return op.queueSize }
+
+// Synced reports whether the watch runs for every selected resource and
+// the webhook configuration in the cluster matches the rules.
+func (op *Operator) Synced(ctx context.Context) bool {
+	if !op.watcher.Synced() {
+		return false
+	}
+	if op.syncer == nil {
+		return true
+	}
+	want := op.syncer.Desired()
+	var have admissionregistrationv1.ValidatingWebhookConfiguration
+	if err := op.client.Get(ctx, client.ObjectKey{Name: want.Name}, &have); err != nil {
+		return false
+	}
+	return len(have.Webhooks) == len(want.Webhooks) && (len(want.Webhooks) == 0 ||
+		len(have.Webhooks[0].Rules) == len(want.Webhooks[0].Rules))
+}
+
+// SyncWebhookConfiguration writes the webhook configuration now.
+func (op *Operator) SyncWebhookConfiguration(ctx context.Context) error {
+	if op.syncer == nil {
+		return errors.New("the webhook configuration is not managed (no webhook URL or Service)")
+	}
+	if err := op.syncer.Sync(ctx); err != nil {
+		return fmt.Errorf("syncing the webhook configuration: %w", err)
+	}
+	return nil
+}
+

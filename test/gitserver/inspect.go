@@ -204,3 +204,36 @@ func (s *Server) existingRepo(repo string) (string, error) {
 	}
 	return dir, nil
 }
+
+// ReadFileAt returns the content of file p at any revision (a commit hash,
+// a tag); a missing revision or file gives an error that matches
+// fs.ErrNotExist.
+func (s *Server) ReadFileAt(repo, rev, p string) ([]byte, error) {
+	dir, err := s.existingRepo(repo)
+	if err != nil {
+		return nil, err
+	}
+	spec := rev + ":" + strings.TrimPrefix(p, "/")
+	if _, err := s.git(dir, nil, "cat-file", "-e", spec); err != nil {
+		return nil, fmt.Errorf("read %s in %s: %w", spec, repo, fs.ErrNotExist)
+	}
+	out, err := s.git(dir, nil, "cat-file", "blob", spec)
+	if err != nil {
+		return nil, fmt.Errorf("read %s in %s: %w", spec, repo, err)
+	}
+	return out, nil
+}
+
+// ChangedFiles lists the paths a commit changed relative to its first
+// parent (all its files for a root commit).
+func (s *Server) ChangedFiles(repo, rev string) ([]string, error) {
+	dir, err := s.existingRepo(repo)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.git(dir, nil, "diff-tree", "--root", "--no-commit-id", "--name-only", "-r", rev)
+	if err != nil {
+		return nil, fmt.Errorf("diff-tree %s in %s: %w", rev, repo, err)
+	}
+	return strings.Fields(string(out)), nil
+}

@@ -1,0 +1,71 @@
+package admission
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"testing"
+)
+
+// discardWriter is a ResponseWriter that keeps nothing, so the benchmark
+// measures the handler, not a recorder.
+type discardWriter struct{ h http.Header }
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *discardWriter) WriteHeader(int)             {}
+
+// benchHandler serves the review repeatedly; drained starts a consumer
+// that empties the queue as the workers would (without their work, which
+// is off the API server's path).
+func benchHandler(b *testing.B, queueSize int, drained bool) {
+	body, err := os.ReadFile("testdata/deployment-update-review.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, err := NewHandler(Options{Index: testIndex(), Recorder: &recorder{}, QueueSize: queueSize})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !drained {
+		// Fill the queue: every request is then a drop.
+		for len(h.queue) < cap(h.queue) {
+			h.queue <- &request{}
+		}
+	} else {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-h.queue:
+					queueDepth.Dec()
+				}
+			}
+		}()
+		b.Cleanup(func() { cancel(); <-done })
+	}
+	rd := bytes.NewReader(body)
+	req, err := http.NewRequest(http.MethodPost, Path, rd)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := &discardWriter{h: http.Header{}}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rd.Reset(body)
+		req.Body = io.NopCloser(rd)
+		h.ServeHTTP(w, req)
+	}
+}
+
+func BenchmarkHandler_deploymentUpdate(b *testing.B) { benchHandler(b, DefaultQueueSize, true) }
+
+func BenchmarkHandler_queueFull(b *testing.B) { benchHandler(b, 16, false) }
