@@ -26,7 +26,7 @@ help: ## Show the targets.
 ##@ Development
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC into config/.
-	$(CONTROLLER_GEN) rbac:roleName=gitops-reverser crd paths="./api/..." paths="./engine/controller/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=gitops-reverser crd paths="./api/..." paths="./engine/controller/..." paths="./engine/operator/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	cp config/crd/bases/*.yaml charts/gitops-reverser/crds/
 	cp config/rbac/role.yaml charts/gitops-reverser/files/role.yaml
 
@@ -72,6 +72,10 @@ bench: ## Run the benchmarks (figures go to docs/benchmarks.md).
 	go test -run '^$$' -bench . -benchmem ./engine/...
 
 ##@ Build
+.PHONY: plugins
+plugins: ## Build the example WASM plugins into bin/plugins (skips up-to-date ones).
+	bash plugins/build.sh $(BIN)/plugins
+
 .PHONY: build
 build: ## Build the manager binary.
 	go build -o $(BIN)/gitops-reverser ./cmd/gitops-reverser

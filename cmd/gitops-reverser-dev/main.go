@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/operator"
@@ -57,7 +58,7 @@ func run() error {
 	if !*local {
 		if cfg, path, ok := existingKubeconfig(); ok {
 			fmt.Printf("gitops-reverser: using the kubeconfig %s (pass -local for a local control plane)\n", path)
-			return runOperator(ctx, cfg, scheme, *metricsAddr)
+			return runOperator(ctx, cfg, scheme, *metricsAddr, nil)
 		}
 	}
 	return runLocal(ctx, scheme, *gitAddr, *metricsAddr)
@@ -84,16 +85,31 @@ func existingKubeconfig() (*rest.Config, string, bool) {
 	return cfg, path, true
 }
 
-func runOperator(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, metricsAddr string) error {
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+// localWebhook is the webhook of local mode: served on 127.0.0.1 with a
+// certificate made for the run.
+type localWebhook struct {
+	port    int
+	certDir string
+	ca      []byte
+}
+
+func runOperator(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, metricsAddr string, wh *localWebhook) error {
+	mgrOpts := ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress: "0",
-	})
+	}
+	opts := operator.Options{WorkDir: filepath.Join(controlplane.RepoRoot(), "bin", "local", "work")}
+	if wh != nil {
+		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: wh.port, CertDir: wh.certDir})
+		opts.WebhookURL = fmt.Sprintf("https://127.0.0.1:%d%s", wh.port, operator.WebhookPath)
+		opts.WebhookCABundle = wh.ca
+	}
+	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if _, err := operator.Setup(mgr, operator.Options{WorkDir: filepath.Join(controlplane.RepoRoot(), "bin", "local", "work")}); err != nil {
+	if _, err := operator.Setup(mgr, opts); err != nil {
 		return err
 	}
 	if err := mgr.Start(ctx); err != nil {
@@ -166,7 +182,14 @@ Stop with Ctrl-C.
 `, env.Version, srv.HTTPURL("cluster-history.git"), srv.Username(), srv.Password(),
 		rel(kubeconfig), rel(kubectl), rel(kubectl), authURL(srv))
 
-	err = runOperator(ctx, env.Config, scheme, metricsAddr)
+	wh := &localWebhook{certDir: filepath.Join(stateDir, "certs")}
+	if wh.ca, err = controlplane.ServingCert(wh.certDir); err != nil {
+		return err
+	}
+	if wh.port, err = controlplane.FreePort(); err != nil {
+		return err
+	}
+	err = runOperator(ctx, env.Config, scheme, metricsAddr, wh)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}

@@ -7,6 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -41,6 +44,11 @@ func run() error {
 	fs.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader with a Lease so only one replica watches and writes Git.")
 	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease; empty uses the pod's namespace.")
 	fs.StringVar(&opts.WorkDir, "work-dir", os.TempDir()+"/gitops-reverser", "Folder for local Git clones.")
+	var webhookService, webhookCAFile string
+	fs.StringVar(&opts.WebhookURL, "webhook-url", "", "URL the API server calls for the capture webhook (outside a cluster); the operator then manages the ValidatingWebhookConfiguration.")
+	fs.StringVar(&webhookService, "webhook-service", "", "namespace/name of the Service in front of the webhook (in a cluster); the operator then manages the ValidatingWebhookConfiguration.")
+	fs.StringVar(&webhookCAFile, "webhook-ca-file", "", "PEM file with the CA that signed the webhook's serving certificate (the configuration's caBundle).")
+	fs.StringVar(&opts.WebhookConfigurationName, "webhook-configuration-name", "gitops-reverser", "Name of the ValidatingWebhookConfiguration the operator manages.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(fs)
 	flag.Usage = func() {
@@ -49,6 +57,22 @@ func run() error {
 	}
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	if webhookService != "" {
+		ns, name, ok := strings.Cut(webhookService, "/")
+		if !ok || ns == "" || name == "" {
+			return fmt.Errorf("--webhook-service %q: want namespace/name", webhookService)
+		}
+		path := operator.WebhookPath
+		port := int32(443)
+		opts.WebhookService = &admissionregistrationv1.ServiceReference{Namespace: ns, Name: name, Path: &path, Port: &port}
+	}
+	if webhookCAFile != "" {
+		ca, err := os.ReadFile(webhookCAFile)
+		if err != nil {
+			return fmt.Errorf("reading --webhook-ca-file: %w", err)
+		}
+		opts.WebhookCABundle = ca
+	}
 
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))

@@ -190,4 +190,3 @@ func (op *Operator) SyncWebhookConfiguration(ctx context.Context) error {
 	}
 	return nil
 }
-
