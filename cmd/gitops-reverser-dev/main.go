@@ -58,7 +58,13 @@ func run() error {
 	if !*local {
 		if cfg, path, ok := existingKubeconfig(); ok {
 			fmt.Printf("gitops-reverser: using the kubeconfig %s (pass -local for a local control plane)\n", path)
-			return runOperator(ctx, cfg, scheme, *metricsAddr, nil)
+			fmt.Println("gitops-reverser: the webhook listens on 127.0.0.1 only, so a remote cluster records changes through the watch, author unknown; deploy the operator into the cluster (make deploy) for attribution")
+			wh, err := newLocalWebhook(filepath.Join(controlplane.RepoRoot(), "bin", "local", "certs"))
+			if err != nil {
+				return err
+			}
+			wh.manage = false
+			return runOperator(ctx, cfg, scheme, *metricsAddr, wh)
 		}
 	}
 	return runLocal(ctx, scheme, *gitAddr, *metricsAddr)
@@ -91,6 +97,20 @@ type localWebhook struct {
 	port    int
 	certDir string
 	ca      []byte
+	// manage makes the operator install its webhook configuration.
+	manage bool
+}
+
+func newLocalWebhook(certDir string) (*localWebhook, error) {
+	wh := &localWebhook{certDir: certDir, manage: true}
+	var err error
+	if wh.ca, err = controlplane.ServingCert(certDir); err != nil {
+		return nil, err
+	}
+	if wh.port, err = controlplane.FreePort(); err != nil {
+		return nil, err
+	}
+	return wh, nil
 }
 
 func runOperator(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, metricsAddr string, wh *localWebhook) error {
@@ -100,8 +120,8 @@ func runOperator(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, 
 		HealthProbeBindAddress: "0",
 	}
 	opts := operator.Options{WorkDir: filepath.Join(controlplane.RepoRoot(), "bin", "local", "work")}
-	if wh != nil {
-		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: wh.port, CertDir: wh.certDir})
+	mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: wh.port, CertDir: wh.certDir})
+	if wh.manage {
 		opts.WebhookURL = fmt.Sprintf("https://127.0.0.1:%d%s", wh.port, operator.WebhookPath)
 		opts.WebhookCABundle = wh.ca
 	}
@@ -182,11 +202,8 @@ Stop with Ctrl-C.
 `, env.Version, srv.HTTPURL("cluster-history.git"), srv.Username(), srv.Password(),
 		rel(kubeconfig), rel(kubectl), rel(kubectl), authURL(srv))
 
-	wh := &localWebhook{certDir: filepath.Join(stateDir, "certs")}
-	if wh.ca, err = controlplane.ServingCert(wh.certDir); err != nil {
-		return err
-	}
-	if wh.port, err = controlplane.FreePort(); err != nil {
+	wh, err := newLocalWebhook(filepath.Join(stateDir, "certs"))
+	if err != nil {
 		return err
 	}
 	err = runOperator(ctx, env.Config, scheme, metricsAddr, wh)

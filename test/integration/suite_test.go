@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/operator"
@@ -35,6 +36,8 @@ var (
 
 func TestIntegration(t *testing.T) {
 	RegisterFailHandler(Fail)
+	SetDefaultEventuallyTimeout(60 * time.Second)
+	SetDefaultEventuallyPollingInterval(200 * time.Millisecond)
 	RunSpecs(t, "Integration suite (real kube-apiserver, real Git server)")
 }
 
@@ -58,10 +61,18 @@ var _ = BeforeSuite(func() {
 
 	gitSrv = gitserver.New(GinkgoT())
 
+	// The operator serves its webhook even when this suite does not
+	// install it in the API server.
+	certDir := GinkgoT().TempDir()
+	_, err = controlplane.ServingCert(certDir)
+	Expect(err).NotTo(HaveOccurred())
+	port, err := controlplane.FreePort()
+	Expect(err).NotTo(HaveOccurred())
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
+		WebhookServer:          webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir}),
 	})
 	Expect(err).NotTo(HaveOccurred())
 	_, err = operator.Setup(mgr, operator.Options{RetryInterval: 2 * time.Second, WorkDir: GinkgoT().TempDir()})
