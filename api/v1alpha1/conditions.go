@@ -48,4 +48,15 @@ const (
 	ReasonTargetNotReady = "TargetNotReady"
 	// ReasonInvalidSelector: a label or namespace selector is malformed.
 	ReasonInvalidSelector = "InvalidSelector"
+	// ReasonPolicyNotFound: the policy ConfigMap the rule references is
+	// missing.
+	ReasonPolicyNotFound = "PolicyNotFound"
+	// ReasonPolicyInvalid: the rule's Rego policy does not compile; the
+	// message carries the compiler's file:line:col messages.
+	ReasonPolicyInvalid = "PolicyInvalid"
 )
+
+// PolicyLabel marks ConfigMaps that hold Rego policies; each key ending in
+// .rego is one module.
+const PolicyLabel = "reverser.gitops-reverser.dev/policy"
+

@@ -55,8 +55,9 @@ type ResourceSelector struct {
 // are recorded.
 type PolicyReference struct {
 	// ConfigMapRef names a policy ConfigMap (label
-	// `reverser.gitops-reverser.dev/policy=true`) in the rule's
-	// namespace, or in the operator's namespace for a ClusterWatchRule.
+	// `reverser.gitops-reverser.dev/policy=true`; every key ending in
+	// .rego is a module) in the rule's namespace, or in the namespace of
+	// the GitTarget for a ClusterWatchRule.
 	// +optional
 	ConfigMapRef *LocalObjectReference `json:"configMapRef,omitempty"`
 
@@ -127,8 +128,11 @@ type RuleSpec struct {
 	// +optional
 	LabelSelector *metav1.LabelSelector `json:"labelSelector,omitempty"`
 
-	// Policy is the Rego policy that decides which selected changes are
-	// recorded; without one every selected change is.
+	// Policy is Rego that decides which selected changes are recorded. It
+	// is compiled together with the default policies (policies/ of the
+	// project: system writers, leader election, status-only updates), so
+	// it adds `ignore` and `keep` rules to them; without one the defaults
+	// alone decide.
 	// +optional
 	Policy *PolicyReference `json:"policy,omitempty"`
 
@@ -197,6 +201,11 @@ type RuleStatus struct {
 	// selects.
 	// +optional
 	Resources []string `json:"resources,omitempty"`
+
+	// PolicyRevision is the sha256 of the Rego modules (defaults and the
+	// rule's own) in force; it changes when an edited policy is loaded.
+	// +optional
+	PolicyRevision string `json:"policyRevision,omitempty"`
 }
 
 // WatchRule records changes of the selected resources in its own namespace

@@ -18,6 +18,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/change"
 	"github.com/gitops-reverser/gitops-reverser/engine/gitstore"
+	"github.com/gitops-reverser/gitops-reverser/engine/match"
 	"github.com/gitops-reverser/gitops-reverser/engine/transform"
 )
 
@@ -98,7 +99,26 @@ func (b *Batcher) Start(ctx context.Context) error {
 }
 
 func (b *Batcher) handle(ctx context.Context, c change.Change) {
+	var doc match.Document
+	var docErr error
+	built := false
 	for _, r := range c.Rules {
+		if r.Policy != nil {
+			d, err := decide(ctx, r.Policy, &doc, &docErr, &built, c)
+			switch {
+			case err != nil:
+				// Fail open: a policy that cannot evaluate loses nothing;
+				// the error is counted and logged.
+				policyErrors.Inc()
+				b.opts.Log.Error(err, "policy evaluation failed; recording the change", "rule", r.Key.String(),
+					"resource", c.Resource.String(), "namespace", c.Namespace, "name", c.Name)
+			case !d.Record:
+				policyIgnored.Inc()
+				b.opts.Log.V(1).Info("ignored by policy", "rule", r.Key.String(), "resource", c.Resource.String(),
+					"namespace", c.Namespace, "name", c.Name, "user", c.User.Username, "reasons", d.Reasons)
+				continue
+			}
+		}
 		t, err := b.target(ctx, r.Target)
 		if err != nil {
 			b.opts.Log.Error(err, "opening Git target", "target", r.Target.String(), "rule", r.Key.String())

@@ -21,11 +21,17 @@ var (
 	pushes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gitops_reverser_pushes_total", Help: "Successful pushes.",
 	})
+	policyIgnored = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gitops_reverser_policy_ignored_total", Help: "Confirmed changes a rule's Rego policy decided not to record.",
+	})
+	policyErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gitops_reverser_policy_errors_total", Help: "Policy evaluations that failed (the change is recorded).",
+	})
 	pushErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gitops_reverser_push_errors_total", Help: "Failed pushes (retried).",
 	})
 )
 
 func init() {
-	metrics.Registry.MustRegister(queueDepth, renderErrors, commits, commitErrors, pushes, pushErrors)
+	metrics.Registry.MustRegister(queueDepth, renderErrors, commits, commitErrors, pushes, pushErrors, policyIgnored, policyErrors)
 }

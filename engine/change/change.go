@@ -77,6 +77,9 @@ type Change struct {
 	ResourceVersion string
 	// Object is the persisted object; for a DELETE, the last state seen.
 	Object *unstructured.Unstructured
+	// OldObject is the state before an UPDATE, as the watch saw it; nil
+	// otherwise.
+	OldObject *unstructured.Unstructured
 	// User is the author; Unknown when no admission request could be
 	// tied to the change with certainty.
 	User User

@@ -32,6 +32,7 @@ type event struct {
 	kind     eventKind
 	resource schema.GroupVersionResource
 	obj      *unstructured.Unstructured // persisted state; last state for a delete
+	old      *unstructured.Unstructured // the predecessor (MODIFIED)
 	oldRV    string                     // the predecessor's resourceVersion (MODIFIED)
 	op       v1alpha1.Operation         // operation of the handed-on change
 	emit     bool                       // false: settles claims, hands on nothing

@@ -259,7 +259,7 @@ func addedEvent(gvr schema.GroupVersionResource, obj *unstructured.Unstructured)
 // file stays) and from finalizers being removed on the way out (nothing to
 // hand on: the deleter's change removes the file).
 func modifiedEvent(gvr schema.GroupVersionResource, old, cur *unstructured.Unstructured) *event {
-	ev := &event{kind: eventModified, resource: gvr, obj: cur, oldRV: old.GetResourceVersion(), op: v1alpha1.OperationUpdate, emit: true}
+	ev := &event{kind: eventModified, resource: gvr, obj: cur, old: old, oldRV: old.GetResourceVersion(), op: v1alpha1.OperationUpdate, emit: true}
 	switch {
 	case old.GetDeletionTimestamp() == nil && cur.GetDeletionTimestamp() != nil:
 		ev.kind, ev.op, ev.emit = eventDeletionStarted, v1alpha1.OperationDelete, false
@@ -423,6 +423,7 @@ func (w *Watcher) emit(ev *event, user change.User) {
 		UID:             ev.obj.GetUID(),
 		ResourceVersion: ev.obj.GetResourceVersion(),
 		Object:          ev.obj,
+		OldObject:       ev.old,
 		User:            user,
 		Rules:           ev.rules,
 		Observed:        ev.observed,

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -19,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
+	"github.com/gitops-reverser/gitops-reverser/engine/match"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
 )
 
@@ -26,13 +30,22 @@ import (
 // (namespace/name).
 const targetRefIndex = ".spec.targetRef"
 
+// policyRefIndex indexes rules by the policy ConfigMap they reference
+// (namespace/name).
+const policyRefIndex = ".spec.policy.configMapRef"
+
 // RuleReconciler reconciles WatchRules and ClusterWatchRules: it resolves
 // their resources through discovery, checks their GitTarget, and keeps the
 // rule index in step. One type serves both kinds; Cluster selects which.
 type RuleReconciler struct {
 	client.Client
+	// APIReader reads policy ConfigMaps straight from the API server; the
+	// cache holds only their metadata.
+	APIReader client.Reader
 	// Mapper resolves resources through the API server's discovery.
 	Mapper meta.RESTMapper
+	// Policies compiles Rego policies once per revision.
+	Policies *match.Registry
 	// Index receives the resolved rules.
 	Index *rules.Index
 	// Recorder emits events; event reasons equal condition reasons.
@@ -74,13 +87,13 @@ func (r *RuleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	obj := r.newObject()
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.Index.Delete(key)
+			r.forget(key)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("reading %s: %w", key, err)
 	}
 	if !obj.GetDeletionTimestamp().IsZero() {
-		r.Index.Delete(key)
+		r.forget(key)
 		return ctrl.Result{}, nil
 	}
 	patch := client.MergeFrom(obj.DeepCopyObject().(client.Object))
@@ -95,6 +108,9 @@ func (r *RuleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	status := r.status(obj)
 	status.ObservedGeneration = obj.GetGeneration()
 	status.Resources = nil
+	if compiled != nil && compiled.Policy != nil {
+		status.PolicyRevision = compiled.Policy.Revision()
+	}
 	if compiled != nil {
 		for _, res := range compiled.Resources {
 			status.Resources = append(status.Resources, res.GVR.String())
@@ -108,6 +124,13 @@ func (r *RuleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{RequeueAfter: r.retryInterval()}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+func (r *RuleReconciler) forget(key rules.Key) {
+	r.Index.Delete(key)
+	if r.Policies != nil {
+		r.Policies.Forget(key.String())
+	}
 }
 
 func (r *RuleReconciler) status(obj ruleObject) *v1alpha1.RuleStatus {
@@ -155,6 +178,14 @@ func (r *RuleReconciler) build(ctx context.Context, key rules.Key, obj ruleObjec
 	}
 	compiled.Resources = resources
 
+	if r.Policies != nil {
+		policy, o, ok := r.policy(ctx, key, spec, policyNamespace(obj, target))
+		if !ok {
+			return compiled, o
+		}
+		compiled.Policy = policy
+	}
+
 	gt := &v1alpha1.GitTarget{}
 	if err := r.Get(ctx, target, gt); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -172,6 +203,58 @@ func (r *RuleReconciler) build(ctx context.Context, key rules.Key, obj ruleObjec
 	}
 	return compiled, outcome{ready: true, reason: v1alpha1.ReasonRuleActive,
 		message: fmt.Sprintf("recording %d resource(s) to GitTarget %s", len(resources), target)}
+}
+
+// policyNamespace is where a rule's policy ConfigMap lives: the rule's
+// namespace, or the GitTarget's for a ClusterWatchRule.
+func policyNamespace(obj ruleObject, target types.NamespacedName) string {
+	if obj.GetNamespace() != "" {
+		return obj.GetNamespace()
+	}
+	return target.Namespace
+}
+
+// policy gathers the rule's Rego modules and compiles them with the
+// defaults. A missing ConfigMap or a compile error is a condition with the
+// compiler's message, never a crash.
+func (r *RuleReconciler) policy(ctx context.Context, key rules.Key, spec v1alpha1.RuleSpec, ns string) (*match.Policy, outcome, bool) {
+	modules := map[string]string{}
+	if p := spec.Policy; p != nil {
+		if p.Inline != "" {
+			modules[fmt.Sprintf("rule/%s/inline.rego", key)] = p.Inline
+		}
+		if ref := p.ConfigMapRef; ref != nil {
+			cm := &corev1.ConfigMap{}
+			if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, cm); err != nil {
+				if apierrors.IsNotFound(err) {
+					return nil, outcome{reason: v1alpha1.ReasonPolicyNotFound,
+						message: fmt.Sprintf("policy ConfigMap %q not found in namespace %q", ref.Name, ns)}, false
+				}
+				return nil, outcome{reason: v1alpha1.ReasonPolicyNotFound,
+					message: fmt.Sprintf("reading policy ConfigMap %s/%s: %v", ns, ref.Name, err)}, false
+			}
+			if cm.Labels[v1alpha1.PolicyLabel] != "true" {
+				return nil, outcome{stalled: true, reason: v1alpha1.ReasonPolicyInvalid,
+					message: fmt.Sprintf("ConfigMap %s/%s lacks the label %s=true", ns, ref.Name, v1alpha1.PolicyLabel)}, false
+			}
+			n := 0
+			for k, src := range cm.Data {
+				if strings.HasSuffix(k, ".rego") && !strings.HasSuffix(k, "_test.rego") {
+					modules[fmt.Sprintf("configmap/%s/%s/%s", ns, ref.Name, k)] = src
+					n++
+				}
+			}
+			if n == 0 {
+				return nil, outcome{stalled: true, reason: v1alpha1.ReasonPolicyInvalid,
+					message: fmt.Sprintf("ConfigMap %s/%s has no key ending in .rego", ns, ref.Name)}, false
+			}
+		}
+	}
+	p, err := r.Policies.Get(key.String(), modules)
+	if err != nil {
+		return nil, outcome{stalled: true, reason: v1alpha1.ReasonPolicyInvalid, message: err.Error()}, false
+	}
+	return p, outcome{}, true
 }
 
 func failed(err error) outcome {
@@ -204,6 +287,22 @@ func (r *RuleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}); err != nil {
 		return fmt.Errorf("indexing %s by target: %w", r.kind(), err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), r.newObject(), policyRefIndex, func(o client.Object) []string {
+		var spec v1alpha1.RuleSpec
+		var target types.NamespacedName
+		switch rule := o.(type) {
+		case *v1alpha1.WatchRule:
+			spec, target = rule.Spec.RuleSpec, types.NamespacedName{Namespace: rule.Namespace}
+		case *v1alpha1.ClusterWatchRule:
+			spec, target = rule.Spec.RuleSpec, types.NamespacedName{Namespace: rule.Spec.TargetRef.Namespace}
+		}
+		if spec.Policy == nil || spec.Policy.ConfigMapRef == nil {
+			return nil
+		}
+		return []string{target.Namespace + "/" + spec.Policy.ConfigMapRef.Name}
+	}); err != nil {
+		return fmt.Errorf("indexing %s by policy: %w", r.kind(), err)
+	}
 	name := "watchrule"
 	if r.Cluster {
 		name = "clusterwatchrule"
@@ -211,6 +310,7 @@ func (r *RuleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	err := ctrl.NewControllerManagedBy(mgr).
 		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.GitTarget{}, handler.EnqueueRequestsFromMapFunc(r.rulesForTarget)).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.rulesForPolicy), builder.OnlyMetadata).
 		Named(name).
 		Complete(r)
 	if err != nil {
@@ -219,13 +319,22 @@ func (r *RuleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return nil
 }
 
+// rulesForPolicy requeues the rules that reference a policy ConfigMap, so
+// an edited policy takes effect within seconds.
+func (r *RuleReconciler) rulesForPolicy(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.rulesMatching(ctx, o, client.MatchingFields{policyRefIndex: o.GetNamespace() + "/" + o.GetName()})
+}
+
 func (r *RuleReconciler) rulesForTarget(ctx context.Context, o client.Object) []reconcile.Request {
-	field := client.MatchingFields{targetRefIndex: o.GetNamespace() + "/" + o.GetName()}
+	return r.rulesMatching(ctx, o, client.MatchingFields{targetRefIndex: o.GetNamespace() + "/" + o.GetName()})
+}
+
+func (r *RuleReconciler) rulesMatching(ctx context.Context, o client.Object, field client.MatchingFields) []reconcile.Request {
 	var out []reconcile.Request
 	if r.Cluster {
 		list := &v1alpha1.ClusterWatchRuleList{}
 		if err := r.List(ctx, list, field); err != nil {
-			log.FromContext(ctx).Error(err, "listing ClusterWatchRules for GitTarget")
+			log.FromContext(ctx).Error(err, "listing ClusterWatchRules", "for", client.ObjectKeyFromObject(o))
 			return nil
 		}
 		for i := range list.Items {
@@ -235,7 +344,7 @@ func (r *RuleReconciler) rulesForTarget(ctx context.Context, o client.Object) []
 	}
 	list := &v1alpha1.WatchRuleList{}
 	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), field); err != nil {
-		log.FromContext(ctx).Error(err, "listing WatchRules for GitTarget")
+		log.FromContext(ctx).Error(err, "listing WatchRules", "for", client.ObjectKeyFromObject(o))
 		return nil
 	}
 	for i := range list.Items {

@@ -22,7 +22,9 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/engine/batch"
 	"github.com/gitops-reverser/gitops-reverser/engine/confirm"
 	"github.com/gitops-reverser/gitops-reverser/engine/controller"
+	"github.com/gitops-reverser/gitops-reverser/engine/match"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
+	"github.com/gitops-reverser/gitops-reverser/policies"
 )
 
 // WebhookPath is where the capture webhook is served.
@@ -85,9 +87,16 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the GitTarget controller: %w", err)
 	}
+	defaults, err := policies.Defaults()
+	if err != nil {
+		return nil, fmt.Errorf("loading the default policies: %w", err)
+	}
+	registry := match.NewRegistry(defaults, match.Options{})
 	for _, cluster := range []bool{false, true} {
 		if err := (&controller.RuleReconciler{
 			Client:        mgr.GetClient(),
+			APIReader:     mgr.GetAPIReader(),
+			Policies:      registry,
 			Mapper:        mgr.GetRESTMapper(),
 			Index:         op.Index,
 			Recorder:      recorder,

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
+	"github.com/gitops-reverser/gitops-reverser/engine/match"
 )
 
 // Kind tells a namespaced WatchRule from a ClusterWatchRule.
@@ -64,6 +65,9 @@ type Rule struct {
 	// Spec is the rule's spec as written, for the later stages (policy,
 	// sanitizers, layout, Secret handling).
 	Spec v1alpha1.RuleSpec
+	// Policy is the compiled Rego policy (the defaults plus the rule's
+	// own modules); nil records every selected change.
+	Policy *match.Policy
 }
 
 // Resource is one resolved group/version/resource and whether it is

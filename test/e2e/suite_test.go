@@ -140,7 +140,10 @@ type fixture struct {
 
 var fixtureCount int
 
-func newFixture(ctx context.Context, resources ...v1alpha1.ResourceSelector) fixture {
+// fixtureOption changes the fixture's WatchRule before it is created.
+type fixtureOption func(*v1alpha1.WatchRule)
+
+func newFixture(ctx context.Context, options ...fixtureOption) fixture {
 	fixtureCount++
 	f := fixture{ns: fmt.Sprintf("e2e-%d", fixtureCount)}
 	f.repo = f.ns + ".git"
@@ -160,19 +163,20 @@ func newFixture(ctx context.Context, resources ...v1alpha1.ResourceSelector) fix
 			Batching:  v1alpha1.BatchingSpec{IdleTimeout: metav1.Duration{Duration: time.Second}, MaxChanges: 50, MaxAge: metav1.Duration{Duration: 10 * time.Second}},
 		},
 	})).To(Succeed())
-	if len(resources) == 0 {
-		resources = []v1alpha1.ResourceSelector{
-			{APIGroups: []string{""}, Resources: []string{"configmaps", "secrets"}},
-			{APIGroups: []string{"apps"}, Resources: []string{"deployments"}},
-		}
-	}
-	Expect(k8s.Create(ctx, &v1alpha1.WatchRule{
+	rule := &v1alpha1.WatchRule{
 		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "record"},
 		Spec: v1alpha1.WatchRuleSpec{
 			TargetRef: v1alpha1.LocalObjectReference{Name: "history"},
-			RuleSpec:  v1alpha1.RuleSpec{Resources: resources},
+			RuleSpec: v1alpha1.RuleSpec{Resources: []v1alpha1.ResourceSelector{
+				{APIGroups: []string{""}, Resources: []string{"configmaps", "secrets"}},
+				{APIGroups: []string{"apps"}, Resources: []string{"deployments"}},
+			}},
 		},
-	})).To(Succeed())
+	}
+	for _, o := range options {
+		o(rule)
+	}
+	Expect(k8s.Create(ctx, rule)).To(Succeed())
 	Eventually(func() string {
 		wr := &v1alpha1.WatchRule{}
 		if err := k8s.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: "record"}, wr); err != nil {

@@ -1,0 +1,69 @@
+package batch
+
+import (
+	"context"
+	"fmt"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
+	"github.com/gitops-reverser/gitops-reverser/engine/change"
+	"github.com/gitops-reverser/gitops-reverser/engine/match"
+)
+
+// policyInput builds the Rego input document of a confirmed change: the
+// admission request's shape, with user "unknown" for an unattributed
+// change.
+func policyInput(c change.Change) (match.Document, error) {
+	in := match.Input{
+		Operation: string(c.Operation),
+		UserInfo:  authenticationv1.UserInfo{Username: c.User.Username, UID: c.User.UID, Groups: c.User.Groups},
+		Resource:  metav1.GroupVersionResource{Group: c.Resource.Group, Version: c.Resource.Version, Resource: c.Resource.Resource},
+		Namespace: c.Namespace,
+		Name:      c.Name,
+	}
+	if c.User.IsUnknown() {
+		in.UserInfo.Username = match.UnknownUser
+	}
+	if len(c.User.Extra) > 0 {
+		in.UserInfo.Extra = map[string]authenticationv1.ExtraValue{}
+		for k, v := range c.User.Extra {
+			in.UserInfo.Extra[k] = v
+		}
+	}
+	if c.Object != nil {
+		gvk := c.Object.GroupVersionKind()
+		in.Kind = metav1.GroupVersionKind{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind}
+		if c.Operation == v1alpha1.OperationDelete {
+			in.OldObject = c.Object.Object
+		} else {
+			in.Object = c.Object.Object
+		}
+	}
+	if c.OldObject != nil {
+		in.OldObject = c.OldObject.Object
+	}
+	doc, err := match.NewDocument(&in)
+	if err != nil {
+		return match.Document{}, fmt.Errorf("building the policy input of %s: %w", objectName(c), err)
+	}
+	return doc, nil
+}
+
+// decide evaluates the rule's policy. The input document is built once per
+// change and shared by its rules.
+func decide(ctx context.Context, p *match.Policy, doc *match.Document, docErr *error, built *bool, c change.Change) (match.Decision, error) {
+	if !*built {
+		*doc, *docErr = policyInput(c)
+		*built = true
+	}
+	if *docErr != nil {
+		return match.Decision{}, *docErr
+	}
+	d, err := p.EvalDocument(ctx, *doc)
+	if err != nil {
+		return match.Decision{}, fmt.Errorf("evaluating the policy: %w", err)
+	}
+	return d, nil
+}
