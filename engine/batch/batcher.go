@@ -19,6 +19,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/engine/change"
 	"github.com/gitops-reverser/gitops-reverser/engine/gitstore"
 	"github.com/gitops-reverser/gitops-reverser/engine/match"
+	"github.com/gitops-reverser/gitops-reverser/engine/rules"
 	"github.com/gitops-reverser/gitops-reverser/engine/transform"
 )
 
@@ -43,6 +44,9 @@ type Options struct {
 	QueueSize int
 	// Log receives structured logs; never object contents.
 	Log logr.Logger
+	// Health receives failures of the rules' WASM modules; nil ignores
+	// them.
+	Health *rules.Health
 }
 
 // Batcher receives confirmed changes and commits them per target and
@@ -124,9 +128,24 @@ func (b *Batcher) handle(ctx context.Context, c change.Change) {
 			b.opts.Log.Error(err, "opening Git target", "target", r.Target.String(), "rule", r.Key.String())
 			continue
 		}
-		f, err := render(c, r.Spec, t.spec)
+		f, err := render(ctx, c, r, t.spec)
 		if errors.Is(err, transform.ErrSkipped) {
 			continue
+		}
+		var me *moduleError
+		if errors.As(err, &me) {
+			moduleErrors.WithLabelValues(me.module).Inc()
+			if b.opts.Health != nil {
+				b.opts.Health.Fail(r.Key, rules.Failure{Module: me.module, Reason: me.reason, Message: me.Error(),
+					Generation: r.Generation, When: time.Now()})
+			}
+		} else if err == nil && b.opts.Health != nil {
+			for _, m := range r.Sanitizers {
+				b.opts.Health.Recover(r.Key, m.Name)
+			}
+			if r.Layout != nil {
+				b.opts.Health.Recover(r.Key, r.Layout.Name)
+			}
 		}
 		if err != nil {
 			renderErrors.Inc()

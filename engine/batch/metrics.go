@@ -27,11 +27,14 @@ var (
 	policyErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gitops_reverser_policy_errors_total", Help: "Policy evaluations that failed (the change is recorded).",
 	})
+	moduleErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gitops_reverser_module_errors_total", Help: "Changes not written because a WASM sanitizer or layout failed, by module.",
+	}, []string{"module"})
 	pushErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gitops_reverser_push_errors_total", Help: "Failed pushes (retried).",
 	})
 )
 
 func init() {
-	metrics.Registry.MustRegister(queueDepth, renderErrors, commits, commitErrors, pushes, pushErrors, policyIgnored, policyErrors)
+	metrics.Registry.MustRegister(queueDepth, renderErrors, commits, commitErrors, pushes, pushErrors, policyIgnored, policyErrors, moduleErrors)
 }

@@ -16,13 +16,16 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/match"
+	"github.com/gitops-reverser/gitops-reverser/engine/plugin"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
 )
 
@@ -46,6 +49,15 @@ type RuleReconciler struct {
 	Mapper meta.RESTMapper
 	// Policies compiles Rego policies once per revision.
 	Policies *match.Registry
+	// Modules loads WASM sanitizers and layouts; nil refuses rules that
+	// name modules.
+	Modules ModuleLoader
+	// Health holds runtime failures of the rules' modules.
+	Health *rules.Health
+	// HealthEvents requeues a rule whose health changed.
+	HealthEvents <-chan event.GenericEvent
+
+	loaded loadedModules
 	// Index receives the resolved rules.
 	Index *rules.Index
 	// Recorder emits events; event reasons equal condition reasons.
@@ -101,8 +113,20 @@ func (r *RuleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	compiled, o := r.build(ctx, key, obj)
 	if o.ready {
 		r.Index.Upsert(compiled)
+		r.loaded.swap(ctx, key, compiled.Modules())
+		if r.Health != nil {
+			if f, failing := r.Health.Failure(key, obj.GetGeneration()); failing {
+				// Still indexed: other objects may pass; the failing ones
+				// are kept out of Git (fail closed) and the rule says why.
+				o = outcome{reason: f.Reason, message: f.Message}
+			}
+		}
 	} else {
 		r.Index.Delete(key)
+		r.loaded.swap(ctx, key, nil)
+		if compiled != nil {
+			compiled.ReleaseModules(ctx)
+		}
 	}
 	summarize(obj, o, r.Recorder)
 	status := r.status(obj)
@@ -128,6 +152,7 @@ func (r *RuleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 
 func (r *RuleReconciler) forget(key rules.Key) {
 	r.Index.Delete(key)
+	r.loaded.swap(context.Background(), key, nil)
 	if r.Policies != nil {
 		r.Policies.Forget(key.String())
 	}
@@ -185,6 +210,9 @@ func (r *RuleReconciler) build(ctx context.Context, key rules.Key, obj ruleObjec
 		}
 		compiled.Policy = policy
 	}
+	if o, ok := r.modules(ctx, compiled, spec, policyNamespace(obj, target)); !ok {
+		return compiled, o
+	}
 
 	gt := &v1alpha1.GitTarget{}
 	if err := r.Get(ctx, target, gt); err != nil {
@@ -203,6 +231,57 @@ func (r *RuleReconciler) build(ctx context.Context, key rules.Key, obj ruleObjec
 	}
 	return compiled, outcome{ready: true, reason: v1alpha1.ReasonRuleActive,
 		message: fmt.Sprintf("recording %d resource(s) to GitTarget %s", len(resources), target)}
+}
+
+// modules loads the rule's sanitizers and layout. Any failure (missing
+// source, digest mismatch, missing export, wrong ABI version) is a
+// condition naming the module.
+func (r *RuleReconciler) modules(ctx context.Context, compiled *rules.Rule, spec v1alpha1.RuleSpec, ns string) (outcome, bool) {
+	if len(spec.Sanitizers) == 0 && spec.Layout == nil {
+		return outcome{}, true
+	}
+	if r.Modules == nil {
+		return outcome{stalled: true, reason: ReasonModuleInvalid, message: "WASM modules are not enabled in this operator"}, false
+	}
+	load := func(ref v1alpha1.ModuleReference, role string) (*rules.ModuleUse, outcome, bool) {
+		m, err := r.Modules.Load(ctx, ns, ref)
+		if err != nil {
+			return nil, outcome{stalled: true, reason: ReasonModuleInvalid,
+				message: fmt.Sprintf("%s %q: %s: %v", role, ref.Name, plugin.ReasonOf(err), err)}, false
+		}
+		use := &rules.ModuleUse{Name: ref.Name, Module: m}
+		if ref.Settings != nil {
+			use.Settings = ref.Settings.Raw
+		}
+		return use, outcome{}, true
+	}
+	for _, ref := range spec.Sanitizers {
+		use, o, ok := load(ref, "sanitizer")
+		if !ok {
+			compiled.ReleaseModules(ctx)
+			return o, false
+		}
+		compiled.Sanitizers = append(compiled.Sanitizers, *use)
+		if !use.Module.HasSanitize() {
+			compiled.ReleaseModules(ctx)
+			return outcome{stalled: true, reason: ReasonModuleInvalid,
+				message: fmt.Sprintf("sanitizer %q: MissingExport: the module exports no sanitize function", ref.Name)}, false
+		}
+	}
+	if ref := spec.Layout; ref != nil {
+		use, o, ok := load(*ref, "layout")
+		if !ok {
+			compiled.ReleaseModules(ctx)
+			return o, false
+		}
+		compiled.Layout = use
+		if !use.Module.HasLayout() {
+			compiled.ReleaseModules(ctx)
+			return outcome{stalled: true, reason: ReasonModuleInvalid,
+				message: fmt.Sprintf("layout %q: MissingExport: the module exports no layout function", ref.Name)}, false
+		}
+	}
+	return outcome{}, true
 }
 
 // policyNamespace is where a rule's policy ConfigMap lives: the rule's
@@ -307,10 +386,14 @@ func (r *RuleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Cluster {
 		name = "clusterwatchrule"
 	}
-	err := ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.GitTarget{}, handler.EnqueueRequestsFromMapFunc(r.rulesForTarget)).
-		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.rulesForPolicy), builder.OnlyMetadata).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.rulesForPolicy), builder.OnlyMetadata)
+	if r.HealthEvents != nil {
+		b = b.WatchesRawSource(source.Channel(r.HealthEvents, &handler.EnqueueRequestForObject{}))
+	}
+	err := b.
 		Named(name).
 		Complete(r)
 	if err != nil {

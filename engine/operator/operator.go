@@ -23,6 +23,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/engine/confirm"
 	"github.com/gitops-reverser/gitops-reverser/engine/controller"
 	"github.com/gitops-reverser/gitops-reverser/engine/match"
+	"github.com/gitops-reverser/gitops-reverser/engine/plugin"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
 	"github.com/gitops-reverser/gitops-reverser/policies"
 )
@@ -55,6 +56,9 @@ type Options struct {
 	WebhookCABundle []byte
 	// WebhookConfigurationName names the ValidatingWebhookConfiguration.
 	WebhookConfigurationName string
+	// PluginCacheDir keeps compiled WASM modules across restarts; empty
+	// keeps them in memory.
+	PluginCacheDir string
 	// ConfirmGrace is how long a watch event waits for a late admission
 	// claim; zero uses the confirm stage's default.
 	ConfirmGrace time.Duration
@@ -92,8 +96,28 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 		return nil, fmt.Errorf("loading the default policies: %w", err)
 	}
 	registry := match.NewRegistry(defaults, match.Options{})
+	host, err := plugin.NewHost(context.Background(), plugin.Options{CacheDir: opts.PluginCacheDir})
+	if err != nil {
+		return nil, fmt.Errorf("starting the WASM host: %w", err)
+	}
+	if err := mgr.Add(closeOnStop(func(ctx context.Context) error { return host.Close(ctx) })); err != nil {
+		return nil, fmt.Errorf("adding the WASM host: %w", err)
+	}
+	loader := controller.PluginLoader{Fetcher: &plugin.Fetcher{Reader: mgr.GetAPIReader()}, Host: host}
+	health := rules.NewHealth()
+	healthEvents := controller.NewHealthEvents(health)
+	if err := mgr.Add(healthEvents); err != nil {
+		return nil, fmt.Errorf("adding the rule health events: %w", err)
+	}
 	for _, cluster := range []bool{false, true} {
+		events := healthEvents.Namespaced
+		if cluster {
+			events = healthEvents.Cluster
+		}
 		if err := (&controller.RuleReconciler{
+			Modules:       loader,
+			Health:        health,
+			HealthEvents:  events,
 			Client:        mgr.GetClient(),
 			APIReader:     mgr.GetAPIReader(),
 			Policies:      registry,
@@ -141,6 +165,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 
 	batcher := batch.New(batch.Options{
 		Targets: controller.TargetSource{Reader: mgr.GetAPIReader()},
+		Health:  health,
 		WorkDir: opts.WorkDir,
 		Log:     log.WithName("batch"),
 	})
@@ -163,6 +188,15 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 		return nil, fmt.Errorf("adding the watcher: %w", err)
 	}
 	return op, nil
+}
+
+// closeOnStop runs f when the manager stops.
+type closeOnStop func(ctx context.Context) error
+
+// Start waits for the manager to stop, then runs f.
+func (f closeOnStop) Start(ctx context.Context) error {
+	<-ctx.Done()
+	return f(context.Background())
 }
 
 // AdmissionRequests counts the requests the webhook endpoint received.

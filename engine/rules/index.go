@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"context"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/match"
+	"github.com/gitops-reverser/gitops-reverser/engine/plugin"
 )
 
 // Kind tells a namespaced WatchRule from a ClusterWatchRule.
@@ -68,6 +70,23 @@ type Rule struct {
 	// Policy is the compiled Rego policy (the defaults plus the rule's
 	// own modules); nil records every selected change.
 	Policy *match.Policy
+	// Sanitizers are the rule's WASM sanitizers, applied in order after
+	// the built-in sanitizer.
+	Sanitizers []ModuleUse
+	// Layout is the rule's WASM layout module; nil uses the default
+	// layout.
+	Layout *ModuleUse
+}
+
+// ModuleUse is a loaded WASM module with the settings this rule gives it.
+type ModuleUse struct {
+	// Name identifies the module in conditions and metrics.
+	Name string
+	// Module is the loaded module, shared by every rule that uses the
+	// same bytes.
+	Module *plugin.Module
+	// Settings are handed to the module with every call (JSON).
+	Settings []byte
 }
 
 // Resource is one resolved group/version/resource and whether it is
@@ -286,4 +305,25 @@ func (ix *Index) notify() {
 		default:
 		}
 	}
+}
+
+// Modules returns the WASM modules the rule holds.
+func (r *Rule) Modules() []*plugin.Module {
+	var out []*plugin.Module
+	for _, s := range r.Sanitizers {
+		out = append(out, s.Module)
+	}
+	if r.Layout != nil {
+		out = append(out, r.Layout.Module)
+	}
+	return out
+}
+
+// ReleaseModules releases the rule's modules; for a rule that never made it
+// into the index.
+func (r *Rule) ReleaseModules(ctx context.Context) {
+	for _, m := range r.Modules() {
+		m.Release(ctx)
+	}
+	r.Sanitizers, r.Layout = nil, nil
 }
