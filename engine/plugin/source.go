@@ -172,7 +172,9 @@ func (f *Fetcher) Fetch(ctx context.Context, namespace string, src v1alpha1.Modu
 	if data, ok := f.cacheGet(src.SHA256); ok {
 		return data, nil
 	}
-	key := kind + "|" + namespace + "|" + sourceName(namespace, src) + "|" + src.SHA256
+	// The raw URL, not its redacted name: two URLs that differ only in a
+	// token are different sources.
+	key := strings.Join([]string{kind, sourceName(namespace, src), src.URL, src.SHA256}, "|")
 	for {
 		data, retry, err := f.fetchShared(ctx, key, namespace, src)
 		if !retry {

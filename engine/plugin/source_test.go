@@ -559,16 +559,35 @@ func TestFetcher_Fetch_oci(t *testing.T) {
 	}
 }
 
-func TestFetcher_Fetch_loadsIntoHost(t *testing.T) {
-	wasm := tinyModule(1, body(i64Const(0)))
-	f := &Fetcher{Reader: newReader(configMap("m", "module.wasm.gz", gzipped(t, wasm)))}
-	got, err := f.Fetch(context.Background(), testNS, cmSource("m", "module.wasm.gz", digestOf(wasm)))
+// TestFetcher_Fetch_realModuleLoads stores a Go-built example plugin the
+// way the upload CLI does (gzip, ChunkBytes per ConfigMap) and loads what
+// Fetch returns.
+func TestFetcher_Fetch_realModuleLoads(t *testing.T) {
+	wasm := goPlugin(t, pkgStrip)
+	gz := gzipped(t, wasm)
+	var objs []client.Object
+	var parts []string
+	for i := 1; i*ChunkBytes < len(gz); i++ {
+		part := "strip-" + string(rune('0'+i))
+		parts = append(parts, part)
+		objs = append(objs, configMap(part, "module.wasm.gz", gz[i*ChunkBytes:min(len(gz), (i+1)*ChunkBytes)]))
+	}
+	objs = append(objs, configMap("strip", "module.wasm.gz", gz[:min(len(gz), ChunkBytes)], parts...))
+	if len(objs) < 2 {
+		t.Logf("the example plugin gzips to %d bytes, one object", len(gz))
+	}
+	f := &Fetcher{Reader: newReader(objs...)}
+	got, err := f.Fetch(context.Background(), testNS, cmSource("strip", "module.wasm.gz", digestOf(wasm)))
 	if err != nil {
 		t.Fatalf("Fetch: %v", err)
 	}
 	h := newTestHost(t, Options{CallTimeout: generous})
 	m := load(t, h, got)
-	if m == nil {
-		t.Fatal("Load returned no module")
+	out, err := m.Sanitize(context.Background(), deployment(t), stripSettings, testCallContext)
+	if err != nil {
+		t.Fatalf("Sanitize with the fetched module: %v", err)
+	}
+	if !bytes.HasPrefix(out, []byte("{")) {
+		t.Fatalf("Sanitize returned %q", out[:min(len(out), 40)])
 	}
 }

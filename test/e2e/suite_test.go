@@ -144,6 +144,12 @@ var fixtureCount int
 type fixtureOption func(*v1alpha1.WatchRule)
 
 func newFixture(ctx context.Context, options ...fixtureOption) fixture {
+	return newFixtureWaiting(ctx, "True/RuleActive", options...)
+}
+
+// newFixtureWaiting creates a fixture and waits until its rule's Ready
+// condition reads want ("Status/Reason").
+func newFixtureWaiting(ctx context.Context, want string, options ...fixtureOption) fixture {
 	fixtureCount++
 	f := fixture{ns: fmt.Sprintf("e2e-%d", fixtureCount)}
 	f.repo = f.ns + ".git"
@@ -188,7 +194,10 @@ func newFixture(ctx context.Context, options ...fixtureOption) fixture {
 			}
 		}
 		return "no condition"
-	}).Should(Equal("True/RuleActive"))
+	}).Should(Equal(want))
+	if want != "True/RuleActive" {
+		return f
+	}
 	// The webhook configuration and the informers follow the index; wait
 	// until both are in step, then until the API server calls the webhook
 	// for this namespace (it reloads webhook configurations
