@@ -174,7 +174,9 @@ var _ = Describe("WASM plugins", func() {
 		// On a loaded machine the deadline may stop the growth before the
 		// cap does; engine/plugin's tests pin OutOfMemory itself.
 		Entry("memory growth past the cap", "sanitizer", "oom", "SanitizerFailed", "OutOfMemory|Timeout"),
+		Entry("trap", "sanitizer", "crash", "SanitizerFailed", "Trap"),
 		Entry("output that is not JSON", "sanitizer", "notjson", "SanitizerFailed", "BadOutput"),
+		Entry("100 MB output", "sanitizer", "huge", "SanitizerFailed", "OutputTooLarge"),
 		Entry("layout path ../../etc/passwd", "layout", "escape-path", "LayoutFailed", `etc/passwd`),
 		Entry("layout path .git/config", "layout", "git-path", "LayoutFailed", `\.git/config`),
 	)

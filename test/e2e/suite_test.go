@@ -21,8 +21,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/operator"
@@ -64,20 +62,10 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	gitSrv = gitserver.New(GinkgoT())
 
-	certDir := GinkgoT().TempDir()
-	caBundle, err = controlplane.ServingCert(certDir)
+	mgr, err := env.NewManager(scheme, GinkgoT().TempDir())
 	Expect(err).NotTo(HaveOccurred())
-	port, err := controlplane.FreePort()
-	Expect(err).NotTo(HaveOccurred())
-	webhookURL = fmt.Sprintf("https://127.0.0.1:%d%s", port, operator.WebhookPath)
-
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		WebhookServer:          webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir}),
-	})
-	Expect(err).NotTo(HaveOccurred())
+	caBundle = mgr.CABundle
+	webhookURL = mgr.WebhookBase + operator.WebhookPath
 	op, err = operator.Setup(mgr, operator.Options{
 		RetryInterval:   2 * time.Second,
 		WorkDir:         GinkgoT().TempDir(),

@@ -98,19 +98,7 @@ func (s *Server) log(repo, branch string) ([]Commit, error) {
 // repository root) at the tip of branch. A missing branch or file gives an
 // error that matches fs.ErrNotExist.
 func (s *Server) ReadFile(repo, branch, p string) ([]byte, error) {
-	dir, err := s.existingRepo(repo)
-	if err != nil {
-		return nil, err
-	}
-	spec := "refs/heads/" + branch + ":" + strings.TrimPrefix(p, "/")
-	if _, err := s.git(dir, nil, "cat-file", "-e", spec); err != nil {
-		return nil, fmt.Errorf("read %s in %s: %w", spec, repo, fs.ErrNotExist)
-	}
-	out, err := s.git(dir, nil, "cat-file", "blob", spec)
-	if err != nil {
-		return nil, fmt.Errorf("read %s in %s: %w", spec, repo, err)
-	}
-	return out, nil
+	return s.ReadFileAt(repo, "refs/heads/"+branch, p)
 }
 
 // ListFiles lists every file path at the tip of branch, sorted. It fails

@@ -16,8 +16,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/operator"
@@ -63,17 +61,7 @@ var _ = BeforeSuite(func() {
 
 	// The operator serves its webhook even when this suite does not
 	// install it in the API server.
-	certDir := GinkgoT().TempDir()
-	_, err = controlplane.ServingCert(certDir)
-	Expect(err).NotTo(HaveOccurred())
-	port, err := controlplane.FreePort()
-	Expect(err).NotTo(HaveOccurred())
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		WebhookServer:          webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir}),
-	})
+	mgr, err := env.NewManager(scheme, GinkgoT().TempDir())
 	Expect(err).NotTo(HaveOccurred())
 	_, err = operator.Setup(mgr, operator.Options{RetryInterval: 2 * time.Second, WorkDir: GinkgoT().TempDir()})
 	Expect(err).NotTo(HaveOccurred())
