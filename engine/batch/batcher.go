@@ -52,8 +52,9 @@ type Options struct {
 // Batcher receives confirmed changes and commits them per target and
 // author session. It implements change.Sink.
 type Batcher struct {
-	opts  Options
-	queue chan change.Change
+	opts   Options
+	queue  chan change.Change
+	forget chan types.NamespacedName
 
 	mu      sync.Mutex
 	targets map[types.NamespacedName]*target
@@ -67,7 +68,8 @@ func New(opts Options) *Batcher {
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 4096
 	}
-	return &Batcher{opts: opts, queue: make(chan change.Change, opts.QueueSize), targets: map[types.NamespacedName]*target{}}
+	return &Batcher{opts: opts, queue: make(chan change.Change, opts.QueueSize),
+		forget: make(chan types.NamespacedName, 64), targets: map[types.NamespacedName]*target{}}
 }
 
 // Record queues a confirmed change.
@@ -96,6 +98,8 @@ func (b *Batcher) Start(ctx context.Context) error {
 		case c := <-b.queue:
 			queueDepth.Set(float64(len(b.queue)))
 			b.handle(ctx, c)
+		case key := <-b.forget:
+			b.forgetNow(ctx, key)
 		case now := <-ticker.C:
 			b.tick(ctx, now)
 		}
@@ -225,9 +229,21 @@ func (b *Batcher) target(ctx context.Context, key types.NamespacedName) (*target
 	return t, nil
 }
 
-// Forget closes the writer of a target whose spec changed or which was
-// deleted, committing what it holds first; the next change reopens it.
-func (b *Batcher) Forget(ctx context.Context, key types.NamespacedName) {
+// Forget asks the batcher to close the writer of a target whose spec or
+// credentials changed, or which was deleted: it commits and pushes what it
+// holds, and the next change reopens the target with its current spec.
+// Forget never blocks; it is safe to call from any goroutine.
+func (b *Batcher) Forget(key types.NamespacedName) {
+	select {
+	case b.forget <- key:
+	default:
+		// The loop is busy with many forgets; one more is redundant
+		// once the queued ones run, except for this key: retry later.
+		go func() { b.forget <- key }()
+	}
+}
+
+func (b *Batcher) forgetNow(ctx context.Context, key types.NamespacedName) {
 	b.mu.Lock()
 	t, ok := b.targets[key]
 	delete(b.targets, key)
@@ -388,3 +404,7 @@ func intOr(v, def int) int {
 	}
 	return def
 }
+
+// SetHealth sets where failures of the rules' WASM modules are reported;
+// call it before Start.
+func (b *Batcher) SetHealth(h *rules.Health) { b.opts.Health = h }

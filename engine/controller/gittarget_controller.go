@@ -69,6 +69,10 @@ type GitTargetReconciler struct {
 	Recorder events.EventRecorder
 	// RetryInterval is how soon a transient failure is retried.
 	RetryInterval time.Duration
+	// OnChange is told when a target's spec or Secret changed (or the
+	// target is gone), so that its Git writer reopens with the new
+	// settings; nil ignores it.
+	OnChange func(key types.NamespacedName)
 }
 
 // +kubebuilder:rbac:groups=reverser.gitops-reverser.dev,resources=gittargets,verbs=get;list;watch;update;patch
@@ -81,11 +85,17 @@ func (r *GitTargetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	logger := log.FromContext(ctx)
 	target := &v1alpha1.GitTarget{}
 	if err := r.Get(ctx, req.NamespacedName, target); err != nil {
+		if apierrors.IsNotFound(err) && r.OnChange != nil {
+			r.OnChange(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	patch := client.MergeFrom(target.DeepCopy())
 
 	o, res, secretRV := r.check(ctx, target)
+	if r.OnChange != nil && (target.Status.ObservedGeneration != target.Generation || target.Status.SecretResourceVersion != secretRV) {
+		r.OnChange(req.NamespacedName)
+	}
 	summarize(target, o, r.Recorder)
 	target.Status.ObservedGeneration = target.Generation
 	now := metav1.Now()

@@ -82,7 +82,13 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 	log := ctrl.Log.WithName("gitops-reverser")
 	op := &Operator{Index: rules.NewIndex(), client: mgr.GetClient()}
 	recorder := mgr.GetEventRecorder("gitops-reverser")
+	batcher := batch.New(batch.Options{
+		Targets: controller.TargetSource{Reader: mgr.GetAPIReader()},
+		WorkDir: opts.WorkDir,
+		Log:     log.WithName("batch"),
+	})
 	if err := (&controller.GitTargetReconciler{
+		OnChange:      batcher.Forget,
 		Client:        mgr.GetClient(),
 		APIReader:     mgr.GetAPIReader(),
 		Checker:       controller.GitRemoteChecker{},
@@ -105,6 +111,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 	}
 	loader := controller.PluginLoader{Fetcher: &plugin.Fetcher{Reader: mgr.GetAPIReader()}, Host: host}
 	health := rules.NewHealth()
+	batcher.SetHealth(health)
 	healthEvents := controller.NewHealthEvents(health)
 	if err := mgr.Add(healthEvents); err != nil {
 		return nil, fmt.Errorf("adding the rule health events: %w", err)
@@ -163,12 +170,6 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 		}
 	}
 
-	batcher := batch.New(batch.Options{
-		Targets: controller.TargetSource{Reader: mgr.GetAPIReader()},
-		Health:  health,
-		WorkDir: opts.WorkDir,
-		Log:     log.WithName("batch"),
-	})
 	if err := mgr.Add(batcher); err != nil {
 		return nil, fmt.Errorf("adding the batcher: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -116,6 +117,18 @@ var _ = Describe("GitTarget", func() {
 		stalled := &v1alpha1.GitTarget{}
 		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "repo"}, stalled)).To(Succeed())
 		Expect(meta.IsStatusConditionTrue(stalled.Status.Conditions, v1alpha1.StalledCondition)).To(BeTrue())
+		// A Warning event carries the same reason as the condition.
+		Eventually(func() []string {
+			list := &eventsv1.EventList{}
+			Expect(k8s.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+			var reasons []string
+			for _, e := range list.Items {
+				if e.Regarding.Name == "repo" && e.Type == "Warning" {
+					reasons = append(reasons, e.Reason)
+				}
+			}
+			return reasons
+		}).Should(ContainElement(v1alpha1.ReasonAuthenticationFailed))
 	})
 
 	It("reports RepositoryNotFound for a wrong URL", func() {
