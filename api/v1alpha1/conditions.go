@@ -59,4 +59,3 @@ const (
 // PolicyLabel marks ConfigMaps that hold Rego policies; each key ending in
 // .rego is one module.
 const PolicyLabel = "reverser.gitops-reverser.dev/policy"
-
