@@ -4,9 +4,12 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	iofs "io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -21,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
+	"github.com/gitops-reverser/gitops-reverser/engine/admission"
 	"github.com/gitops-reverser/gitops-reverser/engine/operator"
 )
 
@@ -40,7 +44,7 @@ func run() error {
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint (/metrics); \"0\" disables it.")
 	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
 	fs.IntVar(&webhookPort, "webhook-port", 9443, "Port of the admission webhook server (HTTPS).")
-	fs.StringVar(&certDir, "webhook-cert-dir", "", "Folder with tls.crt and tls.key for the webhook server; empty uses controller-runtime's default.")
+	fs.StringVar(&certDir, "webhook-cert-dir", "", "Folder with tls.crt and tls.key for the webhook server (e.g. mounted from cert-manager); empty uses <work-dir>/webhook-certs. When it holds no certificate, a self-signed one is made at start (fine for one replica).")
 	fs.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader with a Lease so only one replica watches and writes Git.")
 	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease; empty uses the pod's namespace.")
 	fs.StringVar(&opts.WorkDir, "work-dir", os.TempDir()+"/gitops-reverser", "Folder for local Git clones.")
@@ -65,6 +69,23 @@ func run() error {
 		path := operator.WebhookPath
 		port := int32(443)
 		opts.WebhookService = &admissionregistrationv1.ServiceReference{Namespace: ns, Name: name, Path: &path, Port: &port}
+	}
+	if certDir == "" {
+		certDir = filepath.Join(opts.WorkDir, "webhook-certs")
+	}
+	if _, err := os.Stat(filepath.Join(certDir, "tls.crt")); errors.Is(err, iofs.ErrNotExist) {
+		hosts := []string{"localhost", "127.0.0.1"}
+		if svc := opts.WebhookService; svc != nil {
+			hosts = append([]string{svc.Name + "." + svc.Namespace + ".svc", svc.Name + "." + svc.Namespace + ".svc.cluster.local", svc.Name + "." + svc.Namespace}, hosts...)
+		}
+		ca, err := admission.SelfSignedCert(certDir, hosts)
+		if err != nil {
+			return fmt.Errorf("making a self-signed webhook certificate: %w", err)
+		}
+		if webhookCAFile == "" {
+			opts.WebhookCABundle = ca
+		}
+		ctrl.Log.WithName("setup").Info("made a self-signed webhook certificate", "dir", certDir, "hosts", hosts)
 	}
 	if webhookCAFile != "" {
 		ca, err := os.ReadFile(webhookCAFile)

@@ -1,4 +1,4 @@
-package controlplane
+package admission
 
 import (
 	"crypto/ecdsa"
@@ -15,10 +15,12 @@ import (
 	"time"
 )
 
-// ServingCert writes tls.crt and tls.key for 127.0.0.1 and localhost into
-// dir, signed by a fresh CA, and returns the CA's PEM for a webhook
-// configuration's caBundle.
-func ServingCert(dir string) (caPEM []byte, err error) {
+// SelfSignedCert writes tls.crt and tls.key for hosts (IP addresses or DNS
+// names) into dir, signed by a fresh CA valid for a year, and returns the
+// CA's PEM for a webhook configuration's caBundle. It serves a single
+// replica without cert-manager; with several replicas each would have its
+// own CA, so mount one certificate into all of them instead.
+func SelfSignedCert(dir string, hosts []string) (caPEM []byte, err error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generating the CA key: %w", err)
@@ -26,9 +28,9 @@ func ServingCert(dir string) (caPEM []byte, err error) {
 	now := time.Now()
 	caTmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "gitops-reverser test CA"},
+		Subject:               pkix.Name{CommonName: "gitops-reverser webhook CA"},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
+		NotAfter:              now.Add(365 * 24 * time.Hour),
 		IsCA:                  true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
@@ -45,15 +47,23 @@ func ServingCert(dir string) (caPEM []byte, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("generating the serving key: %w", err)
 	}
+	if len(hosts) == 0 {
+		return nil, fmt.Errorf("no host names for the serving certificate")
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		Subject:      pkix.Name{CommonName: hosts[0]},
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
+		NotAfter:     now.Add(365 * 24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"localhost"},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
@@ -73,14 +83,4 @@ func ServingCert(dir string) (caPEM []byte, err error) {
 		return nil, fmt.Errorf("writing tls.key: %w", err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), nil
-}
-
-// FreePort returns a free TCP port on 127.0.0.1.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
