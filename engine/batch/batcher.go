@@ -116,15 +116,22 @@ func (b *Batcher) handle(ctx context.Context, c change.Change) {
 			switch {
 			case err != nil:
 				// Fail open: a policy that cannot evaluate loses nothing;
-				// the error is counted and logged.
+				// the error is counted, logged and put on the rule.
 				policyErrors.Inc()
 				b.opts.Log.Error(err, "policy evaluation failed; recording the change", "rule", r.Key.String(),
 					"resource", c.Resource.String(), "namespace", c.Namespace, "name", c.Name)
+				if b.opts.Health != nil {
+					b.opts.Health.Fail(r.Key, rules.Failure{Module: policyModule, Reason: reasonPolicyEvaluationFailed,
+						Message: err.Error(), Generation: r.Generation, When: time.Now()})
+				}
 			case !d.Record:
 				policyIgnored.Inc()
 				b.opts.Log.V(1).Info("ignored by policy", "rule", r.Key.String(), "resource", c.Resource.String(),
 					"namespace", c.Namespace, "name", c.Name, "user", c.User.Username, "reasons", d.Reasons)
 				continue
+			}
+			if err == nil && b.opts.Health != nil {
+				b.opts.Health.Recover(r.Key, policyModule)
 			}
 		}
 		t, err := b.target(ctx, r.Target)

@@ -18,8 +18,11 @@ import (
 // Condition reasons of a rule whose module kept a change out of Git; they
 // equal the rule controller's.
 const (
-	reasonSanitizerFailed = "SanitizerFailed"
-	reasonLayoutFailed    = "LayoutFailed"
+	reasonSanitizerFailed        = "SanitizerFailed"
+	reasonLayoutFailed           = "LayoutFailed"
+	reasonPolicyEvaluationFailed = "PolicyEvaluationFailed"
+	// policyModule names the rule's policy in its health.
+	policyModule = "policy"
 )
 
 // moduleError is a failure of one of the rule's modules: the change is not

@@ -61,7 +61,7 @@ var _ = Describe("Rego policies", func() {
 			return rule.Status.PolicyRevision
 		}).ShouldNot(Equal(before))
 		// Reported, not asserted: no test fails on wall-clock time.
-		fmt.Fprintf(GinkgoWriter, "policy: the edited policy was in force %s after the ConfigMap update\n", time.Since(edited).Round(time.Millisecond))
+		fmt.Printf("policy: the edited policy was in force %s after the ConfigMap update\n", time.Since(edited).Round(time.Millisecond))
 		mustKubectl(bot, "-n", f.ns, "create", "configmap", "by-bot-later", "--from-literal=a=b")
 		Eventually(func() string { return f.file(f.path("", "configmaps", "by-bot-later")) }).ShouldNot(BeEmpty())
 		Expect(f.authorsOf(f.path("", "configmaps", "by-bot-later"))).To(Equal([]string{bot}))
@@ -79,5 +79,16 @@ var _ = Describe("Rego policies", func() {
 		mustKubectl("alice", "-n", other.ns, "create", "configmap", "still-recorded", "--from-literal=a=b")
 		Eventually(func() string { return other.file(other.path("", "configmaps", "still-recorded")) }).ShouldNot(BeEmpty())
 		Expect(other.authorsOf(other.path("", "configmaps", "still-recorded"))).To(Equal([]string{"alice"}))
+	})
+
+	It("records a change whose policy fails to evaluate, and says so on the rule", func() {
+		f := newFixture(ctx, func(r *v1alpha1.WatchRule) {
+			// Two values for one label: a conflict only evaluation finds.
+			r.Spec.Policy = &v1alpha1.PolicyReference{Inline: "package reverser\n\nlabels[\"team\"] := \"a\" if input.operation\n\nlabels[\"team\"] := \"b\" if input.operation\n"}
+		})
+		mustKubectl("alice", "-n", f.ns, "create", "configmap", "kept", "--from-literal=a=b")
+		Eventually(func() string { return f.file(f.path("", "configmaps", "kept")) }).ShouldNot(BeEmpty())
+		Eventually(ruleCondition(ctx, f.ns)).Should(And(Not(BeNil()),
+			HaveField("Status", metav1.ConditionFalse), HaveField("Reason", "PolicyEvaluationFailed")))
 	})
 })
