@@ -257,14 +257,18 @@ func (t *programTB) do(f func()) (err error) {
 	return nil
 }
 
+// Helper implements gitserver.TB.
 func (t *programTB) Helper() {}
 
+// Fatalf implements gitserver.TB: it stops the current do call.
 func (t *programTB) Fatalf(format string, args ...any) {
 	panic(fatal{err: fmt.Errorf(format, args...)})
 }
 
+// Logf implements gitserver.TB; the local Git server's logs are dropped.
 func (t *programTB) Logf(format string, args ...any) {}
 
+// TempDir implements gitserver.TB with a folder under bin/local.
 func (t *programTB) TempDir() string {
 	t.n++
 	dir := filepath.Join(t.dir, fmt.Sprintf("git-%d", t.n))
@@ -275,6 +279,7 @@ func (t *programTB) TempDir() string {
 	return dir
 }
 
+// Cleanup implements gitserver.TB.
 func (t *programTB) Cleanup(f func()) { t.cleanups = append(t.cleanups, f) }
 
 func (t *programTB) cleanup() {

@@ -105,6 +105,7 @@ func (c *cli) run(ctx context.Context, args []string) int {
 // usageError marks a bad command line.
 type usageError struct{ error }
 
+// Unwrap returns the underlying error.
 func (e usageError) Unwrap() error { return e.error }
 
 func (c *cli) pluginDigest(args []string) error {

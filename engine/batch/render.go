@@ -33,7 +33,10 @@ type moduleError struct {
 	err    error
 }
 
+// Error implements error.
 func (e *moduleError) Error() string { return e.module + ": " + e.err.Error() }
+
+// Unwrap returns the module's error.
 func (e *moduleError) Unwrap() error { return e.err }
 
 // render turns one change into the file it writes or removes: the

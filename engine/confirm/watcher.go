@@ -439,10 +439,19 @@ type deadline struct {
 // deadlines is a min-heap by time.
 type deadlines []deadline
 
-func (d deadlines) Len() int            { return len(d) }
-func (d deadlines) Less(i, j int) bool  { return d[i].at.Before(d[j].at) }
-func (d deadlines) Swap(i, j int)       { d[i], d[j] = d[j], d[i] }
+// Len implements heap.Interface with Less, Swap, Push and Pop.
+func (d deadlines) Len() int { return len(d) }
+
+// Less orders by deadline.
+func (d deadlines) Less(i, j int) bool { return d[i].at.Before(d[j].at) }
+
+// Swap swaps two deadlines.
+func (d deadlines) Swap(i, j int) { d[i], d[j] = d[j], d[i] }
+
+// Push adds a deadline.
 func (d *deadlines) Push(x interface{}) { *d = append(*d, x.(deadline)) }
+
+// Pop removes the last deadline.
 func (d *deadlines) Pop() interface{} {
 	old := *d
 	x := old[len(old)-1]

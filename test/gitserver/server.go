@@ -370,6 +370,7 @@ func newLogWriter(tb TB, prefix string) *logWriter {
 	return &logWriter{tb: tb, prefix: prefix}
 }
 
+// Write logs each line of p through the test's log.
 func (w *logWriter) Write(p []byte) (int, error) {
 	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
 		if line != "" {
