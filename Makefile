@@ -11,6 +11,8 @@ CONTROLLER_GEN_VERSION ?= v0.23.0
 CONTROLLER_GEN ?= $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 OPA_VERSION ?= v1.22.3
 OPA ?= $(BIN)/opa-$(OPA_VERSION)
+HELM_VERSION ?= v3.22.0
+HELM ?= $(BIN)/helm-$(HELM_VERSION)
 IMG ?= ghcr.io/gitops-reverser/gitops-reverser:dev
 GO_TEST_FLAGS ?= -count=1 -timeout 25m
 export KUBEBUILDER_ASSETS ?= $(K8S_BIN)
@@ -71,6 +73,11 @@ test: controlplane vet policy-test ## Run every test: unit, envtest suites, e2e,
 bench: ## Run the benchmarks (figures go to docs/benchmarks.md).
 	go test -run '^$$' -bench . -benchmem ./engine/...
 
+.PHONY: chart-lint
+chart-lint: $(HELM) ## Lint and render the Helm chart with a pinned helm (built from the module proxy).
+	$(HELM) lint charts/gitops-reverser
+	$(HELM) template gitops-reverser charts/gitops-reverser -n gitops-reverser-system >/dev/null
+
 ##@ Build
 .PHONY: plugins
 plugins: ## Build the example WASM plugins into bin/plugins (skips up-to-date ones).
@@ -96,6 +103,11 @@ install: manifests ## Install the CRDs into the current cluster.
 .PHONY: deploy
 deploy: manifests ## Deploy the operator into the current cluster.
 	$(K8S_BIN)/kubectl apply -k config/default
+
+$(HELM):
+	mkdir -p $(BIN)
+	GOBIN=$(BIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(BIN)/helm $(HELM)
 
 $(CONTROLLER_GEN):
 	mkdir -p $(BIN)

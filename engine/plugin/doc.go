@@ -1,7 +1,10 @@
 // Package plugin runs user-supplied WebAssembly plugins for the transform
 // stage.
 //
-// It receives a module's bytes with their pinned sha256 digest (Host.Load),
+// A Fetcher reads a module's bytes from where a rule says they are (a
+// ConfigMap or Secret, gzip-compressed and chunked past the 1 MiB object
+// limit, an HTTPS URL or an OCI artifact) and verifies them against the
+// pinned sha256. The Host receives those bytes with their digest (Host.Load),
 // and then, per change, an object as JSON with the rule's settings and the
 // change's context (operator, user, resource). It hands on the sanitized
 // object as JSON (Module.Sanitize) or the object's repository path
