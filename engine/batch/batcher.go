@@ -47,6 +47,9 @@ type Options struct {
 	// Health receives failures of the rules' WASM modules; nil ignores
 	// them.
 	Health *rules.Health
+	// RetryInterval is how often a target that could not be opened (its
+	// remote down) is tried again; zero means 5 seconds.
+	RetryInterval time.Duration
 }
 
 // Batcher receives confirmed changes and commits them per target and
@@ -58,6 +61,11 @@ type Batcher struct {
 
 	mu      sync.Mutex
 	targets map[types.NamespacedName]*target
+
+	// deferred holds changes of targets that could not be opened; only
+	// the Start goroutine touches it.
+	deferred  map[types.NamespacedName][]deferredChange
+	lastRetry time.Time
 }
 
 // New returns a Batcher; run it with Start.
@@ -67,6 +75,9 @@ func New(opts Options) *Batcher {
 	}
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 4096
+	}
+	if opts.RetryInterval <= 0 {
+		opts.RetryInterval = 5 * time.Second
 	}
 	return &Batcher{opts: opts, queue: make(chan change.Change, opts.QueueSize),
 		forget: make(chan types.NamespacedName, 64), targets: map[types.NamespacedName]*target{}}
@@ -136,41 +147,103 @@ func (b *Batcher) handle(ctx context.Context, c change.Change) {
 		}
 		t, err := b.target(ctx, r.Target)
 		if err != nil {
-			b.opts.Log.Error(err, "opening Git target", "target", r.Target.String(), "rule", r.Key.String())
+			// The remote may be down: keep the change and try again,
+			// so that nothing is lost while it is.
+			b.deferChange(r.Target, c, r)
+			b.opts.Log.Error(err, "opening Git target; the change waits", "target", r.Target.String(), "rule", r.Key.String())
 			continue
 		}
-		f, err := render(ctx, c, r, t.spec)
-		if errors.Is(err, transform.ErrSkipped) {
-			continue
-		}
-		var me *moduleError
-		if errors.As(err, &me) {
-			moduleErrors.WithLabelValues(me.module).Inc()
-			if b.opts.Health != nil {
-				b.opts.Health.Fail(r.Key, rules.Failure{Module: me.module, Reason: me.reason, Message: me.Error(),
-					Generation: r.Generation, When: time.Now()})
-			}
-		} else if err == nil && b.opts.Health != nil {
-			for _, m := range r.Sanitizers {
-				b.opts.Health.Recover(r.Key, m.Name)
-			}
-			if r.Layout != nil {
-				b.opts.Health.Recover(r.Key, r.Layout.Name)
-			}
-		}
-		if err != nil {
-			renderErrors.Inc()
-			b.opts.Log.Error(err, "rendering change", "rule", r.Key.String(), "resource", c.Resource.String(),
-				"namespace", c.Namespace, "name", c.Name)
-			continue
-		}
-		for _, s := range t.sessions.add(c.User, f, time.Now()) {
-			t.commit(ctx, s, b.opts.Log)
-		}
+		b.apply(ctx, c, r, t)
 	}
 }
 
+// apply renders one rule's view of a change and adds it to its author's
+// session.
+func (b *Batcher) apply(ctx context.Context, c change.Change, r *rules.Rule, t *target) {
+	f, err := render(ctx, c, r, t.spec)
+	if errors.Is(err, transform.ErrSkipped) {
+		return
+	}
+	var me *moduleError
+	if errors.As(err, &me) {
+		moduleErrors.WithLabelValues(me.module).Inc()
+		if b.opts.Health != nil {
+			b.opts.Health.Fail(r.Key, rules.Failure{Module: me.module, Reason: me.reason, Message: me.Error(),
+				Generation: r.Generation, When: time.Now()})
+		}
+	} else if err == nil && b.opts.Health != nil {
+		for _, m := range r.Sanitizers {
+			b.opts.Health.Recover(r.Key, m.Name)
+		}
+		if r.Layout != nil {
+			b.opts.Health.Recover(r.Key, r.Layout.Name)
+		}
+	}
+	if err != nil {
+		renderErrors.Inc()
+		b.opts.Log.Error(err, "rendering change", "rule", r.Key.String(), "resource", c.Resource.String(),
+			"namespace", c.Namespace, "name", c.Name)
+		return
+	}
+	for _, s := range t.sessions.add(c.User, f, time.Now()) {
+		t.commit(ctx, s, b.opts.Log)
+	}
+}
+
+// deferredChange is a change whose target could not be opened yet.
+type deferredChange struct {
+	c change.Change
+	r *rules.Rule
+}
+
+// maxDeferred bounds the changes kept per unreachable target; beyond it
+// the oldest are dropped and counted.
+const maxDeferred = 10000
+
+func (b *Batcher) deferChange(key types.NamespacedName, c change.Change, r *rules.Rule) {
+	if b.deferred == nil {
+		b.deferred = map[types.NamespacedName][]deferredChange{}
+	}
+	list := append(b.deferred[key], deferredChange{c: c, r: r})
+	if len(list) > maxDeferred {
+		deferredDropped.Add(float64(len(list) - maxDeferred))
+		list = list[len(list)-maxDeferred:]
+	}
+	b.deferred[key] = list
+	deferredDepth.Set(float64(b.deferredCount()))
+}
+
+func (b *Batcher) deferredCount() int {
+	n := 0
+	for _, l := range b.deferred {
+		n += len(l)
+	}
+	return n
+}
+
+// retryDeferred opens targets that have waiting changes and applies the
+// changes in order once a target opens.
+func (b *Batcher) retryDeferred(ctx context.Context, now time.Time) {
+	if len(b.deferred) == 0 || now.Sub(b.lastRetry) < b.opts.RetryInterval {
+		return
+	}
+	b.lastRetry = now
+	for key, list := range b.deferred {
+		t, err := b.target(ctx, key)
+		if err != nil {
+			b.opts.Log.V(1).Info("Git target still cannot be opened", "target", key.String(), "waiting", len(list), "error", err.Error())
+			continue
+		}
+		delete(b.deferred, key)
+		for _, d := range list {
+			b.apply(ctx, d.c, d.r, t)
+		}
+	}
+	deferredDepth.Set(float64(b.deferredCount()))
+}
+
 func (b *Batcher) tick(ctx context.Context, now time.Time) {
+	b.retryDeferred(ctx, now)
 	b.mu.Lock()
 	targets := make([]*target, 0, len(b.targets))
 	for _, t := range b.targets {

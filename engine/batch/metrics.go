@@ -30,11 +30,17 @@ var (
 	moduleErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gitops_reverser_module_errors_total", Help: "Changes not written because a WASM sanitizer or layout failed, by module.",
 	}, []string{"module"})
+	deferredDepth = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "gitops_reverser_deferred_changes", Help: "Changes waiting for a Git target that could not be opened.",
+	})
+	deferredDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gitops_reverser_deferred_dropped_total", Help: "Waiting changes dropped because too many waited for one target.",
+	})
 	pushErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gitops_reverser_push_errors_total", Help: "Failed pushes (retried).",
 	})
 )
 
 func init() {
-	metrics.Registry.MustRegister(queueDepth, renderErrors, commits, commitErrors, pushes, pushErrors, policyIgnored, policyErrors, moduleErrors)
+	metrics.Registry.MustRegister(queueDepth, renderErrors, commits, commitErrors, pushes, pushErrors, policyIgnored, policyErrors, moduleErrors, deferredDepth, deferredDropped)
 }
