@@ -50,6 +50,14 @@ type Options struct {
 	// RetryInterval is how often a target that could not be opened (its
 	// remote down) is tried again; zero means 5 seconds.
 	RetryInterval time.Duration
+	// Index, Lister and NamespaceLabels let the batcher write a snapshot
+	// of what a rule selects when the rule becomes active or changes;
+	// without Index or Lister there is no snapshot.
+	Index *rules.Index
+	// Lister lists objects for snapshots.
+	Lister ObjectLister
+	// NamespaceLabels resolves namespace labels for namespace selectors.
+	NamespaceLabels rules.NamespaceLabeler
 }
 
 // Batcher receives confirmed changes and commits them per target and
@@ -66,6 +74,13 @@ type Batcher struct {
 	// the Start goroutine touches it.
 	deferred  map[types.NamespacedName][]deferredChange
 	lastRetry time.Time
+
+	// snapshotted is the generation of each rule whose snapshot was
+	// written; snapshotPending marks rules whose snapshot failed.
+	snapshotted     map[rules.Key]int64
+	snapshotPending map[rules.Key]bool
+	lastSnapshot    time.Time
+	rechecks        []recheck
 }
 
 // New returns a Batcher; run it with Start.
@@ -101,8 +116,15 @@ func (b *Batcher) NeedLeaderElection() bool { return true }
 func (b *Batcher) Start(ctx context.Context) error {
 	ticker := time.NewTicker(b.opts.Tick)
 	defer ticker.Stop()
+	var rulesChanged <-chan struct{}
+	if b.opts.Index != nil {
+		rulesChanged = b.opts.Index.Subscribe()
+	}
+	b.snapshotRules(ctx)
 	for {
 		select {
+		case <-rulesChanged:
+			b.snapshotRules(ctx)
 		case <-ctx.Done():
 			b.flushAll(context.Background())
 			return nil
@@ -244,6 +266,13 @@ func (b *Batcher) retryDeferred(ctx context.Context, now time.Time) {
 
 func (b *Batcher) tick(ctx context.Context, now time.Time) {
 	b.retryDeferred(ctx, now)
+	if len(b.snapshotPending) > 0 && now.Sub(b.lastSnapshot) >= b.opts.RetryInterval {
+		b.lastSnapshot = now
+		b.snapshotRules(ctx)
+	}
+	if len(b.rechecks) > 0 {
+		b.recheckDue(ctx, now)
+	}
 	b.mu.Lock()
 	targets := make([]*target, 0, len(b.targets))
 	for _, t := range b.targets {
@@ -488,3 +517,7 @@ func intOr(v, def int) int {
 // SetHealth sets where failures of the rules' WASM modules are reported;
 // call it before Start.
 func (b *Batcher) SetHealth(h *rules.Health) { b.opts.Health = h }
+
+// SetNamespaceLabels sets how namespace labels are resolved for snapshots
+// of rules with a namespace selector; call it before Start.
+func (b *Batcher) SetNamespaceLabels(l rules.NamespaceLabeler) { b.opts.NamespaceLabels = l }

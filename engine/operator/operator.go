@@ -82,8 +82,14 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 	log := ctrl.Log.WithName("gitops-reverser")
 	op := &Operator{Index: rules.NewIndex(), client: mgr.GetClient()}
 	recorder := mgr.GetEventRecorder("gitops-reverser")
+	dyn, err := dynamic.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return nil, fmt.Errorf("creating a dynamic client: %w", err)
+	}
 	batcher := batch.New(batch.Options{
 		Targets: controller.TargetSource{Reader: mgr.GetAPIReader()},
+		Index:   op.Index,
+		Lister:  batch.DynamicLister{Client: dyn},
 		WorkDir: opts.WorkDir,
 		Log:     log.WithName("batch"),
 	})
@@ -139,6 +145,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 	}
 
 	nsLabels := admission.NamespaceLabels(mgr.GetClient())
+	batcher.SetNamespaceLabels(nsLabels)
 	store := confirm.NewStore(confirm.StoreOptions{})
 	handler, err := admission.NewHandler(admission.Options{
 		Index: op.Index, NamespaceLabels: nsLabels, Recorder: store, Log: log.WithName("admission"),
@@ -172,10 +179,6 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 
 	if err := mgr.Add(batcher); err != nil {
 		return nil, fmt.Errorf("adding the batcher: %w", err)
-	}
-	dyn, err := dynamic.NewForConfig(mgr.GetConfig())
-	if err != nil {
-		return nil, fmt.Errorf("creating a dynamic client: %w", err)
 	}
 	watcher, err := confirm.NewWatcher(confirm.Options{
 		Client: dyn, Index: op.Index, Store: store, Sink: batcher,

@@ -1,0 +1,37 @@
+package e2e
+
+import (
+	"context"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
+)
+
+var _ = Describe("Snapshot", func() {
+	It("writes what a new rule selects that already exists, in one commit by the operator, then attributes later edits", func() {
+		ctx := context.Background()
+		f := newFixture(ctx, func(r *v1alpha1.WatchRule) {
+			for _, name := range []string{"existing-a", "existing-b"} {
+				Expect(k8s.Create(ctx, &corev1.ConfigMap{
+					ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: name},
+					Data:       map[string]string{"v": name},
+				})).To(Succeed())
+			}
+		})
+		a, b := f.path("", "configmaps", "existing-a"), f.path("", "configmaps", "existing-b")
+		Eventually(func() string { return f.file(a) + f.file(b) }).Should(And(ContainSubstring("v: existing-a"), ContainSubstring("v: existing-b")))
+		commits := f.commitsTouching(a)
+		Expect(commits).To(HaveLen(1))
+		Expect(commits[0].AuthorName).To(Equal("gitops-reverser"))
+		Expect(commits[0].Message).To(ContainSubstring("Reverser-Operation: SNAPSHOT"))
+		Expect(f.commitsTouching(b)[0].Hash).To(Equal(commits[0].Hash), "one commit holds the whole snapshot")
+
+		mustKubectl("alice", "-n", f.ns, "patch", "configmap", "existing-a", "--type=merge", "-p", `{"data":{"v":"edited"}}`)
+		Eventually(func() string { return f.file(a) }).Should(ContainSubstring("v: edited"))
+		Expect(f.authorsOf(a)).To(Equal([]string{"alice", "gitops-reverser"}))
+	})
+})
