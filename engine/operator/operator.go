@@ -69,12 +69,13 @@ type Operator struct {
 	// Index is the rule index the controllers keep in step.
 	Index *rules.Index
 
-	client    client.Client
-	handler   *admission.Handler
-	syncer    *admission.ConfigSyncer
-	watcher   *confirm.Watcher
-	queueSize int
-	requests  atomic.Int64
+	client      client.Client
+	handler     *admission.Handler
+	syncer      *admission.ConfigSyncer
+	watcher     *confirm.Watcher
+	queueSize   int
+	requests    atomic.Int64
+	unavailable atomic.Bool
 }
 
 // Setup registers every controller and stage with the manager.
@@ -157,6 +158,11 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 	op.queueSize = admission.DefaultQueueSize
 	mgr.GetWebhookServer().Register(WebhookPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		op.requests.Add(1)
+		if op.unavailable.Load() {
+			// Fault injection for tests: abort the connection as an
+			// unreachable webhook would.
+			panic(http.ErrAbortHandler)
+		}
 		handler.ServeHTTP(w, r)
 	}))
 	if err := mgr.Add(handler); err != nil {
@@ -205,6 +211,12 @@ func (f closeOnStop) Start(ctx context.Context) error {
 
 // AdmissionRequests counts the requests the webhook endpoint received.
 func (op *Operator) AdmissionRequests() int64 { return op.requests.Load() }
+
+// SetWebhookUnavailable makes the webhook endpoint abort every request (or
+// serve again), as if the API server could not reach it. It is a fault
+// injection for tests; the API server goes on without us (failurePolicy
+// Ignore) and changes are recorded through the watch, author unknown.
+func (op *Operator) SetWebhookUnavailable(unavailable bool) { op.unavailable.Store(unavailable) }
 
 // AdmissionQueueSize is the capacity of the webhook's queue.
 func (op *Operator) AdmissionQueueSize() int { return op.queueSize }
