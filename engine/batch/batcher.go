@@ -81,6 +81,7 @@ type Batcher struct {
 	snapshotPending map[rules.Key]bool
 	lastSnapshot    time.Time
 	rechecks        []recheck
+	breakers        breakers
 }
 
 // New returns a Batcher; run it with Start.
@@ -182,6 +183,22 @@ func (b *Batcher) handle(ctx context.Context, c change.Change) {
 // apply renders one rule's view of a change and adds it to its author's
 // session.
 func (b *Batcher) apply(ctx context.Context, c change.Change, r *rules.Rule, t *target) {
+	if b.breakers == nil {
+		b.breakers = breakers{}
+	}
+	if tr, open := b.breakers.open(r, time.Now()); open {
+		// Fail closed at once: the object is not written, as if the
+		// module had failed again, without spending its deadline.
+		moduleErrors.WithLabelValues(tr.module).Inc()
+		renderErrors.Inc()
+		if b.opts.Health != nil {
+			b.opts.Health.Fail(r.Key, rules.Failure{Module: tr.module, Reason: tr.reason, Message: tr.message,
+				Generation: r.Generation, When: time.Now()})
+		}
+		b.opts.Log.V(1).Info("module breaker open; change not written", "rule", r.Key.String(), "module", tr.module,
+			"resource", c.Resource.String(), "namespace", c.Namespace, "name", c.Name)
+		return
+	}
 	f, err := render(ctx, c, r, t.spec)
 	if errors.Is(err, transform.ErrSkipped) {
 		return
@@ -189,6 +206,7 @@ func (b *Batcher) apply(ctx context.Context, c change.Change, r *rules.Rule, t *
 	var me *moduleError
 	if errors.As(err, &me) {
 		moduleErrors.WithLabelValues(me.module).Inc()
+		b.breakers.record(r, me, time.Now())
 		if b.opts.Health != nil {
 			b.opts.Health.Fail(r.Key, rules.Failure{Module: me.module, Reason: me.reason, Message: me.Error(),
 				Generation: r.Generation, When: time.Now()})

@@ -28,9 +28,10 @@ const (
 // moduleError is a failure of one of the rule's modules: the change is not
 // written (fail closed) and the rule's condition says why.
 type moduleError struct {
-	module string
-	reason string
-	err    error
+	module       string
+	reason       string
+	pluginReason plugin.Reason
+	err          error
 }
 
 // Error implements error.
@@ -68,7 +69,7 @@ func render(ctx context.Context, c change.Change, r *rules.Rule, target v1alpha1
 		}
 		out, err := s.Module.Sanitize(ctx, in, s.Settings, callContext(c))
 		if err != nil {
-			return fileChange{}, &moduleError{module: s.Name, reason: reasonSanitizerFailed,
+			return fileChange{}, &moduleError{module: s.Name, reason: reasonSanitizerFailed, pluginReason: plugin.ReasonOf(err),
 				err: fmt.Errorf("sanitizer %q: %s: %w", s.Name, plugin.ReasonOf(err), err)}
 		}
 		next := &unstructured.Unstructured{}
@@ -107,7 +108,7 @@ func layout(ctx context.Context, c change.Change, r *rules.Rule, target v1alpha1
 	}
 	chosen, err := r.Layout.Module.Layout(ctx, in, r.Layout.Settings, callContext(c))
 	if err != nil {
-		return "", &moduleError{module: r.Layout.Name, reason: reasonLayoutFailed,
+		return "", &moduleError{module: r.Layout.Name, reason: reasonLayoutFailed, pluginReason: plugin.ReasonOf(err),
 			err: fmt.Errorf("layout %q: %s: %w", r.Layout.Name, plugin.ReasonOf(err), err)}
 	}
 	p, err := transform.CleanPath(target.BasePath, chosen)
