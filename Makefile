@@ -14,7 +14,7 @@ OPA ?= $(BIN)/opa-$(OPA_VERSION)
 HELM_VERSION ?= v3.22.0
 HELM ?= $(BIN)/helm-$(HELM_VERSION)
 IMG ?= ghcr.io/gitops-reverser/gitops-reverser:dev
-GO_TEST_FLAGS ?= -count=1 -timeout 25m
+GO_TEST_FLAGS ?= -race -count=1 -timeout 25m
 export KUBEBUILDER_ASSETS ?= $(K8S_BIN)
 
 .PHONY: all
