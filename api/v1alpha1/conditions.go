@@ -54,6 +54,17 @@ const (
 	// ReasonPolicyInvalid: the rule's Rego policy does not compile; the
 	// message carries the compiler's file:line:col messages.
 	ReasonPolicyInvalid = "PolicyInvalid"
+	// ReasonPolicyEvaluationFailed: the rule's policy failed to evaluate
+	// on a change, which was recorded anyway.
+	ReasonPolicyEvaluationFailed = "PolicyEvaluationFailed"
+	// ReasonModuleInvalid: a WASM module could not be fetched or loaded.
+	ReasonModuleInvalid = "ModuleInvalid"
+	// ReasonSanitizerFailed: a WASM sanitizer failed on a change, which
+	// was not written.
+	ReasonSanitizerFailed = "SanitizerFailed"
+	// ReasonLayoutFailed: a WASM layout failed or chose a path that was
+	// refused; the change was not written.
+	ReasonLayoutFailed = "LayoutFailed"
 )
 
 // PolicyLabel marks ConfigMaps that hold Rego policies; each key ending in

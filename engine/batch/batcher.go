@@ -18,7 +18,6 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/change"
 	"github.com/gitops-reverser/gitops-reverser/engine/gitstore"
-	"github.com/gitops-reverser/gitops-reverser/engine/match"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
 	"github.com/gitops-reverser/gitops-reverser/engine/transform"
 )
@@ -141,12 +140,10 @@ func (b *Batcher) Start(ctx context.Context) error {
 }
 
 func (b *Batcher) handle(ctx context.Context, c change.Change) {
-	var doc match.Document
-	var docErr error
-	built := false
+	pd := policyDecider{c: c}
 	for _, r := range c.Rules {
 		if r.Policy != nil {
-			d, err := decide(ctx, r.Policy, &doc, &docErr, &built, c)
+			d, err := pd.decide(ctx, r.Policy)
 			switch {
 			case err != nil:
 				// Fail open: a policy that cannot evaluate loses nothing;
@@ -155,7 +152,7 @@ func (b *Batcher) handle(ctx context.Context, c change.Change) {
 				b.opts.Log.Error(err, "policy evaluation failed; recording the change", "rule", r.Key.String(),
 					"resource", c.Resource.String(), "namespace", c.Namespace, "name", c.Name)
 				if b.opts.Health != nil {
-					b.opts.Health.Fail(r.Key, rules.Failure{Module: policyModule, Reason: reasonPolicyEvaluationFailed,
+					b.opts.Health.Fail(r.Key, rules.Failure{Module: policyModule, Reason: v1alpha1.ReasonPolicyEvaluationFailed,
 						Message: err.Error(), Generation: r.Generation, When: time.Now()})
 				}
 			case !d.Record:

@@ -51,17 +51,25 @@ func policyInput(c change.Change) (match.Document, error) {
 	return doc, nil
 }
 
-// decide evaluates the rule's policy. The input document is built once per
-// change and shared by its rules.
-func decide(ctx context.Context, p *match.Policy, doc *match.Document, docErr *error, built *bool, c change.Change) (match.Decision, error) {
-	if !*built {
-		*doc, *docErr = policyInput(c)
-		*built = true
+// policyDecider evaluates the policies of one change's rules, building the
+// input document once and only if a rule has a policy.
+type policyDecider struct {
+	c     change.Change
+	doc   match.Document
+	err   error
+	built bool
+}
+
+// decide evaluates p on the change.
+func (pd *policyDecider) decide(ctx context.Context, p *match.Policy) (match.Decision, error) {
+	if !pd.built {
+		pd.doc, pd.err = policyInput(pd.c)
+		pd.built = true
 	}
-	if *docErr != nil {
-		return match.Decision{}, *docErr
+	if pd.err != nil {
+		return match.Decision{}, pd.err
 	}
-	d, err := p.EvalDocument(ctx, *doc)
+	d, err := p.EvalDocument(ctx, pd.doc)
 	if err != nil {
 		return match.Decision{}, fmt.Errorf("evaluating the policy: %w", err)
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/change"
 	"github.com/gitops-reverser/gitops-reverser/engine/gitstore"
-	"github.com/gitops-reverser/gitops-reverser/engine/match"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
 	"github.com/gitops-reverser/gitops-reverser/engine/transform"
 )
@@ -177,10 +176,8 @@ func (b *Batcher) writeSnapshot(ctx context.Context, r *rules.Rule, objs map[sch
 				Name: obj.GetName(), UID: obj.GetUID(), ResourceVersion: obj.GetResourceVersion(), Object: obj,
 				User: change.User{Username: ReconcileUser}, Rules: []*rules.Rule{r}, Observed: time.Now()}
 			if r.Policy != nil {
-				var doc match.Document
-				var docErr error
-				built := false
-				d, err := decide(ctx, r.Policy, &doc, &docErr, &built, c)
+				pd := policyDecider{c: c}
+				d, err := pd.decide(ctx, r.Policy)
 				if err == nil && !d.Record {
 					continue
 				}

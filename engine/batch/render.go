@@ -15,15 +15,8 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/engine/transform"
 )
 
-// Condition reasons of a rule whose module kept a change out of Git; they
-// equal the rule controller's.
-const (
-	reasonSanitizerFailed        = "SanitizerFailed"
-	reasonLayoutFailed           = "LayoutFailed"
-	reasonPolicyEvaluationFailed = "PolicyEvaluationFailed"
-	// policyModule names the rule's policy in its health.
-	policyModule = "policy"
-)
+// policyModule names the rule's policy in its health.
+const policyModule = "policy"
 
 // moduleError is a failure of one of the rule's modules: the change is not
 // written (fail closed) and the rule's condition says why.
@@ -69,12 +62,12 @@ func render(ctx context.Context, c change.Change, r *rules.Rule, target v1alpha1
 		}
 		out, err := s.Module.Sanitize(ctx, in, s.Settings, callContext(c))
 		if err != nil {
-			return fileChange{}, &moduleError{module: s.Name, reason: reasonSanitizerFailed, pluginReason: plugin.ReasonOf(err),
+			return fileChange{}, &moduleError{module: s.Name, reason: v1alpha1.ReasonSanitizerFailed, pluginReason: plugin.ReasonOf(err),
 				err: fmt.Errorf("sanitizer %q: %s: %w", s.Name, plugin.ReasonOf(err), err)}
 		}
 		next := &unstructured.Unstructured{}
 		if err := next.UnmarshalJSON(out); err != nil {
-			return fileChange{}, &moduleError{module: s.Name, reason: reasonSanitizerFailed,
+			return fileChange{}, &moduleError{module: s.Name, reason: v1alpha1.ReasonSanitizerFailed,
 				err: fmt.Errorf("sanitizer %q returned an object without apiVersion/kind: %w", s.Name, err)}
 		}
 		clean = next
@@ -108,12 +101,12 @@ func layout(ctx context.Context, c change.Change, r *rules.Rule, target v1alpha1
 	}
 	chosen, err := r.Layout.Module.Layout(ctx, in, r.Layout.Settings, callContext(c))
 	if err != nil {
-		return "", &moduleError{module: r.Layout.Name, reason: reasonLayoutFailed, pluginReason: plugin.ReasonOf(err),
+		return "", &moduleError{module: r.Layout.Name, reason: v1alpha1.ReasonLayoutFailed, pluginReason: plugin.ReasonOf(err),
 			err: fmt.Errorf("layout %q: %s: %w", r.Layout.Name, plugin.ReasonOf(err), err)}
 	}
 	p, err := transform.CleanPath(target.BasePath, chosen)
 	if err != nil {
-		return "", &moduleError{module: r.Layout.Name, reason: reasonLayoutFailed,
+		return "", &moduleError{module: r.Layout.Name, reason: v1alpha1.ReasonLayoutFailed,
 			err: fmt.Errorf("layout %q chose %q: %w", r.Layout.Name, chosen, err)}
 	}
 	return p, nil

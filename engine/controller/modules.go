@@ -12,18 +12,6 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
 )
 
-// Reasons of rule conditions about WASM modules.
-const (
-	// ReasonModuleInvalid: a module could not be fetched or loaded.
-	ReasonModuleInvalid = "ModuleInvalid"
-	// ReasonSanitizerFailed: a sanitizer failed on a change, which was
-	// not written.
-	ReasonSanitizerFailed = "SanitizerFailed"
-	// ReasonLayoutFailed: a layout failed or chose a path that was
-	// refused; the change was not written.
-	ReasonLayoutFailed = "LayoutFailed"
-)
-
 // ModuleLoader fetches a rule's WASM module and loads it into the host.
 type ModuleLoader interface {
 	Load(ctx context.Context, namespace string, ref v1alpha1.ModuleReference) (*plugin.Module, error)

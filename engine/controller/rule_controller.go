@@ -241,12 +241,12 @@ func (r *RuleReconciler) modules(ctx context.Context, compiled *rules.Rule, spec
 		return outcome{}, true
 	}
 	if r.Modules == nil {
-		return outcome{stalled: true, reason: ReasonModuleInvalid, message: "WASM modules are not enabled in this operator"}, false
+		return outcome{stalled: true, reason: v1alpha1.ReasonModuleInvalid, message: "WASM modules are not enabled in this operator"}, false
 	}
 	load := func(ref v1alpha1.ModuleReference, role string) (*rules.ModuleUse, outcome, bool) {
 		m, err := r.Modules.Load(ctx, ns, ref)
 		if err != nil {
-			return nil, outcome{stalled: true, reason: ReasonModuleInvalid,
+			return nil, outcome{stalled: true, reason: v1alpha1.ReasonModuleInvalid,
 				message: fmt.Sprintf("%s %q: %s: %v", role, ref.Name, plugin.ReasonOf(err), err)}, false
 		}
 		use := &rules.ModuleUse{Name: ref.Name, Module: m}
@@ -264,7 +264,7 @@ func (r *RuleReconciler) modules(ctx context.Context, compiled *rules.Rule, spec
 		compiled.Sanitizers = append(compiled.Sanitizers, *use)
 		if !use.Module.HasSanitize() {
 			compiled.ReleaseModules(ctx)
-			return outcome{stalled: true, reason: ReasonModuleInvalid,
+			return outcome{stalled: true, reason: v1alpha1.ReasonModuleInvalid,
 				message: fmt.Sprintf("sanitizer %q: MissingExport: the module exports no sanitize function", ref.Name)}, false
 		}
 	}
@@ -277,7 +277,7 @@ func (r *RuleReconciler) modules(ctx context.Context, compiled *rules.Rule, spec
 		compiled.Layout = use
 		if !use.Module.HasLayout() {
 			compiled.ReleaseModules(ctx)
-			return outcome{stalled: true, reason: ReasonModuleInvalid,
+			return outcome{stalled: true, reason: v1alpha1.ReasonModuleInvalid,
 				message: fmt.Sprintf("layout %q: MissingExport: the module exports no layout function", ref.Name)}, false
 		}
 	}
