@@ -32,7 +32,7 @@ func BenchmarkDeadline(b *testing.B) {
 	for _, mode := range []struct {
 		name string
 		mode deadlineMode
-	}{{"context", deadlineContext}, {"watchdog", deadlineWatchdog}, {"none", deadlineNone}} {
+	}{{"interrupt", deadlineInterrupt}, {"context", deadlineContext}, {"none", deadlineNone}} {
 		h := newTestHost(b, Options{CacheDir: b.TempDir(), deadline: mode.mode})
 		strip := load(b, h, goPlugin(b, pkgStrip))
 		heavy := load(b, h, goPlugin(b, pkgHostile))

@@ -131,7 +131,7 @@ func NewHost(ctx context.Context, opts Options) (*Host, error) {
 	cfg := wazero.NewRuntimeConfig(). // the optimizing compiler where supported
 						WithCompilationCache(cache).
 						WithMemoryLimitPages(opts.MemoryLimitPages).
-						WithCloseOnContextDone(opts.deadline.ensureTermination())
+						WithCloseOnContextDone(opts.deadline.closeOnContextDone())
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		_ = rt.Close(ctx)
@@ -270,6 +270,11 @@ func (h *Host) compile(ctx context.Context, digest string, wasm []byte) (*Module
 	compiled := h.takeReleased(digest)
 	if compiled == nil {
 		var err error
+		if h.opts.deadline == deadlineInterrupt {
+			if wasm, err = instrument(wasm); err != nil {
+				return nil, newError(digest, ReasonInvalidModule, "decoding: %w", err)
+			}
+		}
 		if compiled, err = h.runtime.CompileModule(ctx, wasm); err != nil {
 			return nil, newError(digest, ReasonInvalidModule, "compiling: %w", err)
 		}
@@ -333,8 +338,8 @@ func (m *Module) instantiate(ctx context.Context) (*instance, error) {
 	opts := m.host.opts
 	inst := &instance{stderr: &boundedBuffer{limit: 4096}, memLimit: uint64(opts.MemoryLimitPages) * 65536}
 	cfg := wazero.NewModuleConfig().
-		WithName(""). // anonymous, so one module can have many instances
-		WithStartFunctions("_initialize").
+		WithName("").         // anonymous, so one module can have many instances
+		WithStartFunctions(). // _initialize runs below, under a guard
 		WithStderr(inst.stderr)
 	if opts.GrantClock {
 		cfg = cfg.WithSysWalltime().WithSysNanotime().WithSysNanosleep()
@@ -342,16 +347,32 @@ func (m *Module) instantiate(ctx context.Context) (*instance, error) {
 	if opts.GrantRandom {
 		cfg = cfg.WithRandSource(rand.Reader)
 	}
-	ictx, cancel := context.WithTimeout(ctx, opts.InitTimeout)
-	defer cancel()
-	mod, err := m.host.runtime.InstantiateModule(ictx, m.compiled, cfg)
+	mod, err := m.host.runtime.InstantiateModule(ctx, m.compiled, cfg)
 	if err != nil {
 		if mod != nil {
 			_ = mod.Close(context.Background())
 		}
-		return nil, m.classify(inst, fmt.Errorf("instantiating: %w", err), ictx.Err() != nil)
+		return nil, m.classify(inst, fmt.Errorf("instantiating: %w", err), false)
 	}
 	inst.mod = mod
+	if opts.deadline == deadlineInterrupt {
+		g, _ := mod.ExportedGlobal(interruptExport).(api.MutableGlobal)
+		if g == nil || g.Type() != api.ValueTypeI32 {
+			inst.close()
+			return nil, newError(m.digest, ReasonInvalidModule, "instance lacks its %s global", interruptExport)
+		}
+		inst.interrupt = g
+	}
+	if init := mod.ExportedFunction("_initialize"); init != nil {
+		g := newGuard(ctx, inst.interrupt, opts.InitTimeout, opts.deadline)
+		_, err := init.Call(g.ctx)
+		g.stop()
+		if err != nil || g.expired {
+			perr := m.classify(inst, fmt.Errorf("instantiating: _initialize: %w", orDeadline(err)), g.expired)
+			inst.close()
+			return nil, perr
+		}
+	}
 	inst.mem = mod.Memory()
 	inst.abi = mod.ExportedFunction(exportABIVersion)
 	inst.alloc = mod.ExportedFunction(exportAlloc)
@@ -363,6 +384,16 @@ func (m *Module) instantiate(ctx context.Context) (*instance, error) {
 		return nil, newError(m.digest, ReasonMissingExport, "instance lacks memory, %s or %s", exportABIVersion, exportAlloc)
 	}
 	return inst, nil
+}
+
+// orDeadline returns the error of a call whose deadline passed: the guest's
+// trap, marked as a deadline, or context.DeadlineExceeded for a call that
+// returned normally just as the deadline passed.
+func orDeadline(err error) error {
+	if err == nil {
+		return context.DeadlineExceeded
+	}
+	return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
 }
 
 // checkExports verifies names and signatures of the ABI v1 exports.

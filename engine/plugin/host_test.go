@@ -231,7 +231,7 @@ func TestModule_Sanitize_hostileContained(t *testing.T) {
 	for _, mode := range []struct {
 		name     string
 		deadline deadlineMode
-	}{{"context", deadlineContext}, {"watchdog", deadlineWatchdog}} {
+	}{{"interrupt", deadlineInterrupt}, {"context", deadlineContext}} {
 		t.Run(mode.name, func(t *testing.T) {
 			// The deadline comes from each call's context here: filling 64 MiB
 			// (oom) takes seconds on a loaded machine, a loop must stop sooner.
@@ -344,7 +344,7 @@ func TestModule_Sanitize_handEncodedHostile(t *testing.T) {
 		{name: "zero bytes of output", body: body(i64Const(0)), want: ReasonBadOutput},
 		{name: "loop forever", body: body(instrLoopForever, instrUnreachable), want: ReasonTimeout},
 	}
-	for _, mode := range []deadlineMode{deadlineContext, deadlineWatchdog} {
+	for _, mode := range []deadlineMode{deadlineInterrupt, deadlineContext} {
 		h := newTestHost(t, Options{CallTimeout: 300 * time.Millisecond, deadline: mode})
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -382,6 +382,7 @@ func TestModule_Sanitize_rejectsBadInput(t *testing.T) {
 	m := load(t, h, goPlugin(t, pkgStrip))
 	cases := []struct{ name, object, settings string }{
 		{name: "object not JSON", object: `{"kind":`},
+		{name: "object not JSON inside its braces", object: `{"kind":}`},
 		{name: "object is array", object: `[]`},
 		{name: "settings not JSON", object: `{}`, settings: `{"dropLabels":`},
 	}

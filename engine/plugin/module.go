@@ -115,10 +115,10 @@ func (m *Module) Layout(ctx context.Context, object, settings []byte, cc CallCon
 }
 
 func validateObject(out []byte) error {
-	if !json.Valid(out) {
+	if !validJSON(out) {
 		return errors.New("sanitize output is not valid JSON")
 	}
-	if i := bytes.IndexFunc(out, func(r rune) bool { return !strings.ContainsRune(" \t\r\n", r) }); i < 0 || out[i] != '{' {
+	if i := skipWS(out, 0); i >= len(out) || out[i] != '{' {
 		return errors.New("sanitize output is not a JSON object")
 	}
 	return nil
@@ -164,14 +164,18 @@ func (m *Module) call(ctx context.Context, export string, object, settings []byt
 }
 
 // envelope builds {"object":...,"settings":...,"context":...} without
-// re-encoding the object.
+// re-encoding the object. The object is checked only for its braces: callers
+// pass encoding/json output or a module's validated output, and the module
+// reads it with its own parser anyway; a broken object can only make that
+// one call fail.
 func envelope(object, settings []byte, cc CallContext) ([]byte, error) {
-	if !json.Valid(object) || len(bytes.TrimSpace(object)) == 0 || bytes.TrimSpace(object)[0] != '{' {
+	object = bytes.TrimSpace(object)
+	if len(object) < 2 || object[0] != '{' || object[len(object)-1] != '}' {
 		return nil, errors.New("plugin call: object is not a JSON object")
 	}
 	if len(bytes.TrimSpace(settings)) == 0 {
 		settings = []byte("null")
-	} else if !json.Valid(settings) {
+	} else if !validJSON(settings) {
 		return nil, errors.New("plugin call: settings are not valid JSON")
 	}
 	ctxJSON, err := json.Marshal(cc)
@@ -271,7 +275,7 @@ func (m *Module) classify(inst *instance, err error, timedOut bool) *PluginError
 		}
 	}
 	switch {
-	case timedOut:
+	case timedOut, errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return &PluginError{Module: m.digest, Reason: ReasonTimeout, Err: err}
 	case inst.outOfMemory():
 		return &PluginError{Module: m.digest, Reason: ReasonOutOfMemory,
@@ -285,6 +289,7 @@ func (m *Module) classify(inst *instance, err error, timedOut bool) *PluginError
 type instance struct {
 	mod                                api.Module
 	mem                                api.Memory
+	interrupt                          api.MutableGlobal // deadlineInterrupt only
 	abi, alloc, free, sanitize, layout api.Function
 	stderr                             *boundedBuffer
 	memLimit                           uint64
@@ -309,9 +314,12 @@ func (inst *instance) outOfMemory() bool {
 }
 
 func (inst *instance) abiVersion(ctx context.Context, opts Options) (uint32, error) {
-	g := newGuard(ctx, inst, opts)
-	defer g.stop()
+	g := newGuard(ctx, inst.interrupt, opts.CallTimeout, opts.deadline)
 	res, err := inst.abi.Call(g.ctx)
+	g.stop()
+	if g.expired {
+		return 0, fmt.Errorf("calling %s: %w", exportABIVersion, orDeadline(err))
+	}
 	if err != nil {
 		return 0, fmt.Errorf("calling %s: %w", exportABIVersion, err)
 	}
@@ -322,15 +330,16 @@ func (inst *instance) abiVersion(ctx context.Context, opts Options) (uint32, err
 // out. Any failure marks the instance dead.
 func (inst *instance) run(ctx context.Context, m *Module, export string, input []byte) ([]byte, *PluginError) {
 	inst.stderr.Reset()
-	g := newGuard(ctx, inst, m.host.opts)
+	opts := m.host.opts
+	g := newGuard(ctx, inst.interrupt, opts.CallTimeout, opts.deadline)
 	out, perr := inst.runGuarded(g, m, export, input)
-	fired := g.fired()
 	g.stop()
 	if perr != nil && perr.Reason != ReasonPluginFailed {
 		inst.dead.Store(true)
 	}
-	if fired && perr == nil {
-		// The deadline hit just as the call returned: the instance may be closed.
+	if g.expired {
+		// The deadline passed, perhaps just as the call returned: the
+		// instance's interrupt is raised, or its module closed.
 		inst.dead.Store(true)
 	}
 	return out, perr

@@ -46,8 +46,17 @@ func CallContext() []byte { return currentContext }
 // ParseInput splits the call envelope {"object", "settings", "context"}
 // without decoding the object.
 func ParseInput(in []byte) (Input, error) {
+	defer dropIndex()
+	return parseIndexed(in)
+}
+
+// parseIndexed splits the envelope and leaves its structural index in
+// place for the call (see index.go); the caller drops it.
+func parseIndexed(in []byte) (Input, error) {
 	var res Input
-	// The host validated the envelope, so it is walked once, not re-checked.
+	if err := indexDocument(in); err != nil {
+		return res, fmt.Errorf("reading call input: %w", err)
+	}
 	root := Whole(in)
 	if root.Kind(in) != '{' {
 		return res, errors.New("reading call input: not a JSON object")
@@ -75,7 +84,8 @@ func ParseInput(in []byte) (Input, error) {
 // RunSanitize runs fn on the call envelope in and returns its output. A panic
 // in fn becomes an error, so a bug in a plugin is reported, not fatal.
 func RunSanitize(in []byte, fn SanitizeFunc) (out []byte, err error) {
-	input, err := ParseInput(in)
+	input, err := parseIndexed(in)
+	defer dropIndex()
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +101,8 @@ func RunSanitize(in []byte, fn SanitizeFunc) (out []byte, err error) {
 
 // RunLayout runs fn on the call envelope in and returns the path it chose.
 func RunLayout(in []byte, fn LayoutFunc) (path string, err error) {
-	input, err := ParseInput(in)
+	input, err := parseIndexed(in)
+	defer dropIndex()
 	if err != nil {
 		return "", err
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"sort"
 	"unicode/utf8"
 )
 
@@ -21,6 +20,11 @@ func (s Span) Bytes(doc []byte) []byte { return doc[s.Start:s.End] }
 // Root returns the span of the whole document, without surrounding
 // whitespace.
 func Root(doc []byte) (Span, error) {
+	if whole := Whole(doc); whole.Start < whole.End {
+		if _, _, err := lookupNode(doc, whole); err == nil {
+			return whole, nil // indexed, so already checked
+		}
+	}
 	start := skipSpace(doc, 0)
 	end, err := valueEnd(doc, start)
 	if err != nil {
@@ -72,6 +76,13 @@ func Members(doc []byte, obj Span, fn func(key []byte, value Span) bool) error {
 // Elements calls fn for every element of the array at arr, in order. fn
 // returns false to stop early.
 func Elements(doc []byte, arr Span, fn func(i int, value Span) bool) error {
+	if n, off, err := lookupNode(doc, arr); err == nil {
+		if doc[arr.Start] != '[' {
+			return fmt.Errorf("json: expected array at offset %d", arr.Start)
+		}
+		indexedElements(n, off, fn)
+		return nil
+	}
 	i := skipSpace(doc, arr.Start)
 	if i >= arr.End || doc[i] != '[' {
 		return fmt.Errorf("json: expected array at offset %d", arr.Start)
@@ -347,7 +358,13 @@ func (e *Editor) Bytes() ([]byte, error) {
 	if len(e.edits) == 0 {
 		return e.doc, nil
 	}
-	sort.Slice(e.edits, func(i, j int) bool { return e.edits[i].start < e.edits[j].start })
+	// Insertion sort: there are few edits, and sort.Slice's reflection is
+	// slow in WebAssembly.
+	for i := 1; i < len(e.edits); i++ {
+		for j := i; j > 0 && e.edits[j].start < e.edits[j-1].start; j-- {
+			e.edits[j], e.edits[j-1] = e.edits[j-1], e.edits[j]
+		}
+	}
 	size := len(e.doc)
 	prev := 0
 	for _, ed := range e.edits {
@@ -376,6 +393,12 @@ type member struct {
 func (m member) key(doc []byte) []byte { return doc[m.keyStart+1 : m.keyEnd-1] }
 
 func eachMember(doc []byte, obj Span, fn func(member) bool) (int, error) {
+	if n, off, err := lookupNode(doc, obj); err == nil {
+		if doc[obj.Start] != '{' {
+			return 0, fmt.Errorf("json: expected object at offset %d", obj.Start)
+		}
+		return indexedMembers(n, off, fn)
+	}
 	i := skipSpace(doc, obj.Start)
 	if i >= obj.End || doc[i] != '{' {
 		return 0, fmt.Errorf("json: expected object at offset %d", obj.Start)

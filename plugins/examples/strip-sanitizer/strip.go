@@ -28,10 +28,15 @@ type settings struct {
 	DropAnnotations   []string `json:"dropAnnotations"`
 	RedactEnvPatterns []string `json:"redactEnvPatterns"`
 
-	dropLabels      map[string]bool
-	dropAnnotations map[string]bool
-	redact          []*regexp.Regexp
+	redact []*regexp.Regexp
+	// matched remembers, per env var name, whether a pattern matched: the
+	// same few names come back in every update of a workload, and a regexp
+	// match costs microseconds in WebAssembly.
+	matched map[string]bool
 }
+
+// maxMatched bounds the memo of matched names.
+const maxMatched = 4096
 
 // redactedValue replaces matching env values.
 var redactedValue = []byte(`"REDACTED"`)
@@ -53,8 +58,7 @@ func loadSettings(raw []byte) (*settings, error) {
 			return nil, fmt.Errorf("settings: %w", err)
 		}
 	}
-	s.dropLabels = toSet(s.DropLabels)
-	s.dropAnnotations = toSet(s.DropAnnotations)
+	s.matched = map[string]bool{}
 	for _, p := range s.RedactEnvPatterns {
 		re, err := regexp.Compile(p)
 		if err != nil {
@@ -64,14 +68,6 @@ func loadSettings(raw []byte) (*settings, error) {
 	}
 	cachedRaw, cachedSettings = bytes.Clone(raw), s
 	return s, nil
-}
-
-func toSet(keys []string) map[string]bool {
-	set := make(map[string]bool, len(keys))
-	for _, k := range keys {
-		set[k] = true
-	}
-	return set
 }
 
 // strip is the sanitizer. Each level of the object is walked once: in WASM
@@ -99,13 +95,13 @@ func strip(object, rawSettings []byte) ([]byte, error) {
 		return nil, err
 	}
 	ed := sdk.NewEditor(object)
-	if metadata.Kind(object) == '{' && (len(s.dropLabels) > 0 || len(s.dropAnnotations) > 0) {
+	if metadata.Kind(object) == '{' && (len(s.DropLabels) > 0 || len(s.DropAnnotations) > 0) {
 		if err := dropMetadata(object, metadata, ed, s); err != nil {
 			return nil, err
 		}
 	}
 	if spec.Kind(object) == '{' && len(s.redact) > 0 {
-		if err := redactSpec(object, spec, ed, s.redact); err != nil {
+		if err := redactSpec(object, spec, ed, s); err != nil {
 			return nil, err
 		}
 	}
@@ -128,14 +124,19 @@ func dropMetadata(doc []byte, metadata sdk.Span, ed *sdk.Editor, s *settings) er
 	}
 	for _, f := range []struct {
 		span sdk.Span
-		drop map[string]bool
-	}{{labels, s.dropLabels}, {annotations, s.dropAnnotations}} {
+		drop []string
+	}{{labels, s.DropLabels}, {annotations, s.DropAnnotations}} {
 		if len(f.drop) == 0 || f.span.Kind(doc) != '{' {
 			continue
 		}
+		// The lists are short: comparing raw keys allocates nothing.
 		_, err := ed.DeleteMembers(f.span, func(key []byte) bool {
-			k, err := sdk.Unquote(key)
-			return err == nil && f.drop[k]
+			for _, d := range f.drop {
+				if sdk.KeyEquals(key, d) {
+					return true
+				}
+			}
+			return false
 		})
 		if err != nil {
 			return err
@@ -146,16 +147,16 @@ func dropMetadata(doc []byte, metadata sdk.Span, ed *sdk.Editor, s *settings) er
 
 // redactSpec handles a Pod's spec directly, a pod template
 // (spec.template.spec) and a CronJob's spec.jobTemplate.spec.template.spec.
-func redactSpec(doc []byte, spec sdk.Span, ed *sdk.Editor, patterns []*regexp.Regexp) error {
+func redactSpec(doc []byte, spec sdk.Span, ed *sdk.Editor, s *settings) error {
 	var inner error
 	err := sdk.Members(doc, spec, func(key []byte, v sdk.Span) bool {
 		switch string(key) {
 		case "containers", "initContainers", "ephemeralContainers":
-			inner = redactContainers(doc, v, ed, patterns)
+			inner = redactContainers(doc, v, ed, s)
 		case "template":
-			inner = redactAt(doc, v, []string{"spec"}, ed, patterns)
+			inner = redactAt(doc, v, []string{"spec"}, ed, s)
 		case "jobTemplate":
-			inner = redactAt(doc, v, []string{"spec", "template", "spec"}, ed, patterns)
+			inner = redactAt(doc, v, []string{"spec", "template", "spec"}, ed, s)
 		}
 		return inner == nil
 	})
@@ -165,7 +166,7 @@ func redactSpec(doc []byte, spec sdk.Span, ed *sdk.Editor, patterns []*regexp.Re
 	return inner
 }
 
-func redactAt(doc []byte, from sdk.Span, path []string, ed *sdk.Editor, patterns []*regexp.Regexp) error {
+func redactAt(doc []byte, from sdk.Span, path []string, ed *sdk.Editor, s *settings) error {
 	podSpec, ok, err := sdk.Lookup(doc, from, path...)
 	if err != nil || !ok || podSpec.Kind(doc) != '{' {
 		return err
@@ -174,7 +175,7 @@ func redactAt(doc []byte, from sdk.Span, path []string, ed *sdk.Editor, patterns
 	err = sdk.Members(doc, podSpec, func(key []byte, v sdk.Span) bool {
 		switch string(key) {
 		case "containers", "initContainers", "ephemeralContainers":
-			inner = redactContainers(doc, v, ed, patterns)
+			inner = redactContainers(doc, v, ed, s)
 		}
 		return inner == nil
 	})
@@ -184,14 +185,14 @@ func redactAt(doc []byte, from sdk.Span, path []string, ed *sdk.Editor, patterns
 	return inner
 }
 
-func redactContainers(doc []byte, list sdk.Span, ed *sdk.Editor, patterns []*regexp.Regexp) error {
+func redactContainers(doc []byte, list sdk.Span, ed *sdk.Editor, s *settings) error {
 	if list.Kind(doc) != '[' {
 		return nil
 	}
 	var inner error
 	err := sdk.Elements(doc, list, func(_ int, c sdk.Span) bool {
 		if c.Kind(doc) == '{' {
-			inner = redactContainer(doc, c, ed, patterns)
+			inner = redactContainer(doc, c, ed, s)
 		}
 		return inner == nil
 	})
@@ -201,7 +202,7 @@ func redactContainers(doc []byte, list sdk.Span, ed *sdk.Editor, patterns []*reg
 	return inner
 }
 
-func redactContainer(doc []byte, c sdk.Span, ed *sdk.Editor, patterns []*regexp.Regexp) error {
+func redactContainer(doc []byte, c sdk.Span, ed *sdk.Editor, s *settings) error {
 	env, ok, err := sdk.Lookup(doc, c, "env")
 	if err != nil || !ok || env.Kind(doc) != '[' {
 		return err
@@ -226,7 +227,7 @@ func redactContainer(doc []byte, c sdk.Span, ed *sdk.Editor, patterns []*regexp.
 		if inner != nil {
 			return false
 		}
-		if hasValue && matches(patterns, name) {
+		if hasValue && s.matches(name) {
 			ed.Replace(value, redactedValue)
 		}
 		return true
@@ -237,13 +238,22 @@ func redactContainer(doc []byte, c sdk.Span, ed *sdk.Editor, patterns []*regexp.
 	return inner
 }
 
-func matches(patterns []*regexp.Regexp, name string) bool {
-	for _, re := range patterns {
+func (s *settings) matches(name string) bool {
+	if m, ok := s.matched[name]; ok {
+		return m
+	}
+	m := false
+	for _, re := range s.redact {
 		if re.MatchString(name) {
-			return true
+			m = true
+			break
 		}
 	}
-	return false
+	if len(s.matched) >= maxMatched {
+		clear(s.matched)
+	}
+	s.matched[name] = m
+	return m
 }
 
 // main is empty: a reactor module is driven through its exports.
