@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,7 +40,9 @@ type atomicBool = atomic.Bool
 // guard bounds the wazero calls of one plugin call (or of an instance's
 // _initialize) by a timeout and by the caller's ctx.
 type guard struct {
-	ctx    context.Context
+	parent  context.Context
+	timeout time.Duration
+	ctx     context.Context
 	cancel context.CancelFunc
 	timer  *time.Timer
 	after  func() bool
@@ -53,7 +56,7 @@ type guard struct {
 // newGuard starts bounding calls on inst. interrupt is the instance's
 // interrupt global (deadlineInterrupt only).
 func newGuard(ctx context.Context, interrupt api.MutableGlobal, timeout time.Duration, mode deadlineMode) *guard {
-	g := &guard{}
+	g := &guard{parent: ctx, timeout: timeout}
 	switch mode {
 	case deadlineContext:
 		g.ctx, g.cancel = context.WithTimeout(ctx, timeout)
@@ -81,6 +84,16 @@ func newGuard(ctx context.Context, interrupt api.MutableGlobal, timeout time.Dur
 // cancellation has stopped it.
 func (g *guard) fired() bool {
 	return g.hit.Load() || (g.cancel != nil && g.ctx.Err() != nil)
+}
+
+// stopped describes a call the guard stopped: the caller's cancellation, or
+// the deadline. The guest's own error (a trap at the interrupt, or wazero's
+// exit code) says nothing more and is dropped.
+func (g *guard) stopped() error {
+	if err := g.parent.Err(); err != nil {
+		return fmt.Errorf("stopped: %w", err)
+	}
+	return fmt.Errorf("stopped at its deadline of %v: %w", g.timeout, context.DeadlineExceeded)
 }
 
 // stop ends the guard; afterwards no interrupt can be raised, and expired

@@ -367,8 +367,11 @@ func (m *Module) instantiate(ctx context.Context) (*instance, error) {
 		g := newGuard(ctx, inst.interrupt, opts.InitTimeout, opts.deadline)
 		_, err := init.Call(g.ctx)
 		g.stop()
-		if err != nil || g.expired {
-			perr := m.classify(inst, fmt.Errorf("instantiating: _initialize: %w", orDeadline(err)), g.expired)
+		if g.expired {
+			err = g.stopped()
+		}
+		if err != nil {
+			perr := m.classify(inst, fmt.Errorf("instantiating: _initialize: %w", err), g.expired)
 			inst.close()
 			return nil, perr
 		}
@@ -384,16 +387,6 @@ func (m *Module) instantiate(ctx context.Context) (*instance, error) {
 		return nil, newError(m.digest, ReasonMissingExport, "instance lacks memory, %s or %s", exportABIVersion, exportAlloc)
 	}
 	return inst, nil
-}
-
-// orDeadline returns the error of a call whose deadline passed: the guest's
-// trap, marked as a deadline, or context.DeadlineExceeded for a call that
-// returned normally just as the deadline passed.
-func orDeadline(err error) error {
-	if err == nil {
-		return context.DeadlineExceeded
-	}
-	return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
 }
 
 // checkExports verifies names and signatures of the ABI v1 exports.

@@ -318,7 +318,7 @@ func (inst *instance) abiVersion(ctx context.Context, opts Options) (uint32, err
 	res, err := inst.abi.Call(g.ctx)
 	g.stop()
 	if g.expired {
-		return 0, fmt.Errorf("calling %s: %w", exportABIVersion, orDeadline(err))
+		return 0, fmt.Errorf("calling %s: %w", exportABIVersion, g.stopped())
 	}
 	if err != nil {
 		return 0, fmt.Errorf("calling %s: %w", exportABIVersion, err)
@@ -347,7 +347,10 @@ func (inst *instance) run(ctx context.Context, m *Module, export string, input [
 
 func (inst *instance) runGuarded(g *guard, m *Module, export string, input []byte) ([]byte, *PluginError) {
 	fail := func(what string, err error) ([]byte, *PluginError) {
-		return nil, m.classify(inst, fmt.Errorf("%s: %w", what, err), g.fired())
+		if g.fired() {
+			return nil, m.classify(inst, fmt.Errorf("%s: %w", what, g.stopped()), true)
+		}
+		return nil, m.classify(inst, fmt.Errorf("%s: %w", what, err), false)
 	}
 	bad := func(format string, args ...any) ([]byte, *PluginError) {
 		return nil, newError(m.digest, ReasonBadOutput, format, args...)
