@@ -43,11 +43,11 @@ type guard struct {
 	parent  context.Context
 	timeout time.Duration
 	ctx     context.Context
-	cancel context.CancelFunc
-	timer  *time.Timer
-	after  func() bool
-	once   sync.Once
-	hit    atomic.Bool
+	cancel  context.CancelFunc
+	timer   *time.Timer
+	after   func() bool
+	once    sync.Once
+	hit     atomic.Bool
 	// expired is set by stop: whether the deadline or the caller's
 	// cancellation ended (or could have ended) the call.
 	expired bool
