@@ -2,7 +2,6 @@ package sdk
 
 import (
 	"errors"
-	"fmt"
 )
 
 // ABIVersion is the version of the plugin ABI this SDK implements; the
@@ -55,7 +54,7 @@ func ParseInput(in []byte) (Input, error) {
 func parseIndexed(in []byte) (Input, error) {
 	var res Input
 	if err := indexDocument(in); err != nil {
-		return res, fmt.Errorf("reading call input: %w", err)
+		return res, wrapError("reading call input", err)
 	}
 	root := Whole(in)
 	if root.Kind(in) != '{' {
@@ -73,7 +72,7 @@ func parseIndexed(in []byte) (Input, error) {
 		return true
 	})
 	if err != nil {
-		return res, fmt.Errorf("reading call input: %w", err)
+		return res, wrapError("reading call input", err)
 	}
 	if res.Object == nil {
 		return res, errors.New("reading call input: no object")
@@ -118,7 +117,21 @@ func RunLayout(in []byte, fn LayoutFunc) (path string, err error) {
 
 func recoverInto(err *error) {
 	if r := recover(); r != nil {
-		*err = fmt.Errorf("plugin panic: %v", r)
+		*err = errors.New("plugin panic: " + panicText(r))
+	}
+}
+
+// panicText describes a recovered panic value without fmt.
+func panicText(r any) string {
+	switch v := r.(type) {
+	case error:
+		return v.Error()
+	case string:
+		return v
+	case interface{ String() string }:
+		return v.String()
+	default:
+		return "a value that is neither an error nor a string"
 	}
 }
 

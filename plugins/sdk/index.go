@@ -2,7 +2,6 @@ package sdk
 
 import (
 	"errors"
-	"fmt"
 	"math/bits"
 	"unsafe"
 )
@@ -110,11 +109,11 @@ func buildIndex(doc []byte, nodes []node) ([]node, error) {
 				continue
 			}
 			if c != '}' && c != ']' {
-				return nodes, fmt.Errorf("json: unexpected %q at offset %d", c, i)
+				return nodes, errors.New("json: unexpected " + quoteByte(c) + " at offset " + itoa(i))
 			}
 		case stColon:
 			if c != ':' {
-				return nodes, fmt.Errorf("json: expected ':' at offset %d", i)
+				return nodes, errors.New("json: expected ':' at offset " + itoa(i))
 			}
 			st = stValue
 			i++
@@ -123,14 +122,14 @@ func buildIndex(doc []byte, nodes []node) ([]node, error) {
 			if c == '"' {
 				isKey = true
 			} else if c != '}' || st == stKey {
-				return nodes, fmt.Errorf("json: expected key at offset %d", i)
+				return nodes, errors.New("json: expected key at offset " + itoa(i))
 			}
 		case stValueOrClose:
 			if c == '}' || c == ',' || c == ':' {
-				return nodes, fmt.Errorf("json: unexpected %q at offset %d", c, i)
+				return nodes, errors.New("json: unexpected " + quoteByte(c) + " at offset " + itoa(i))
 			}
 		case stDone:
-			return nodes, fmt.Errorf("json: trailing data at offset %d", i)
+			return nodes, errors.New("json: trailing data at offset " + itoa(i))
 		}
 		switch c {
 		case '"':
@@ -156,7 +155,7 @@ func buildIndex(doc []byte, nodes []node) ([]node, error) {
 				j += 2 // a backslash and the byte it escapes
 			}
 			if j >= len(doc) {
-				return nodes, fmt.Errorf("json: unterminated string at offset %d", i)
+				return nodes, errors.New("json: unterminated string at offset " + itoa(i))
 			}
 			nodes = append(nodes, node{start: int32(i), end: int32(j + 1), next: int32(len(nodes) + 1)})
 			i = j + 1
@@ -180,18 +179,18 @@ func buildIndex(doc []byte, nodes []node) ([]node, error) {
 			continue
 		case '}', ']':
 			if st == stValue {
-				return nodes, fmt.Errorf("json: unexpected %q at offset %d", c, i)
+				return nodes, errors.New("json: unexpected " + quoteByte(c) + " at offset " + itoa(i))
 			}
 			n := open[len(open)-1]
 			open = open[:len(open)-1]
 			if want := doc[nodes[n].start] + 2; c != want { // '{'+2 == '}', '['+2 == ']'
-				return nodes, fmt.Errorf("json: %q at offset %d closes %q", c, i, doc[nodes[n].start])
+				return nodes, errors.New("json: " + quoteByte(c) + " at offset " + itoa(i) + " closes " + quoteByte(doc[nodes[n].start]))
 			}
 			nodes[n].end = int32(i + 1)
 			nodes[n].next = int32(len(nodes))
 			i++
 		case ',', ':':
-			return nodes, fmt.Errorf("json: unexpected %q at offset %d", c, i)
+			return nodes, errors.New("json: unexpected " + quoteByte(c) + " at offset " + itoa(i))
 		default: // a number or literal runs to the next delimiter
 			j := i + 1
 			for j < len(doc) && !scalarStop[doc[j]] {

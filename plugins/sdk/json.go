@@ -3,7 +3,6 @@ package sdk
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"unicode/utf8"
 )
 
@@ -31,7 +30,7 @@ func Root(doc []byte) (Span, error) {
 		return Span{}, err
 	}
 	if rest := skipSpace(doc, end); rest != len(doc) {
-		return Span{}, fmt.Errorf("json: trailing data at offset %d", rest)
+		return Span{}, errors.New("json: trailing data at offset " + itoa(rest))
 	}
 	return Span{Start: start, End: end}, nil
 }
@@ -78,14 +77,14 @@ func Members(doc []byte, obj Span, fn func(key []byte, value Span) bool) error {
 func Elements(doc []byte, arr Span, fn func(i int, value Span) bool) error {
 	if n, off, err := lookupNode(doc, arr); err == nil {
 		if doc[arr.Start] != '[' {
-			return fmt.Errorf("json: expected array at offset %d", arr.Start)
+			return errors.New("json: expected array at offset " + itoa(arr.Start))
 		}
 		indexedElements(n, off, fn)
 		return nil
 	}
 	i := skipSpace(doc, arr.Start)
 	if i >= arr.End || doc[i] != '[' {
-		return fmt.Errorf("json: expected array at offset %d", arr.Start)
+		return errors.New("json: expected array at offset " + itoa(arr.Start))
 	}
 	i = skipSpace(doc, i+1)
 	if i < arr.End && doc[i] == ']' {
@@ -109,7 +108,7 @@ func Elements(doc []byte, arr Span, fn func(i int, value Span) bool) error {
 		case ']':
 			return nil
 		default:
-			return fmt.Errorf("json: unexpected %q in array at offset %d", doc[i], i)
+			return errors.New("json: unexpected " + quoteByte(doc[i]) + " in array at offset " + itoa(i))
 		}
 	}
 }
@@ -202,7 +201,7 @@ func Unquote(raw []byte) (string, error) {
 			i += n
 			out = utf8.AppendRune(out, r)
 		default:
-			return "", fmt.Errorf("json: invalid escape \\%c", raw[i])
+			return "", errors.New("json: invalid escape \\" + string(rune(raw[i])))
 		}
 	}
 	return string(out), nil
@@ -369,7 +368,7 @@ func (e *Editor) Bytes() ([]byte, error) {
 	prev := 0
 	for _, ed := range e.edits {
 		if ed.start < prev || ed.end < ed.start || ed.end > len(e.doc) {
-			return nil, fmt.Errorf("json: overlapping or invalid edit at offset %d", ed.start)
+			return nil, errors.New("json: overlapping or invalid edit at offset " + itoa(ed.start))
 		}
 		prev = ed.end
 		size += len(ed.repl) - (ed.end - ed.start)
@@ -395,13 +394,13 @@ func (m member) key(doc []byte) []byte { return doc[m.keyStart+1 : m.keyEnd-1] }
 func eachMember(doc []byte, obj Span, fn func(member) bool) (int, error) {
 	if n, off, err := lookupNode(doc, obj); err == nil {
 		if doc[obj.Start] != '{' {
-			return 0, fmt.Errorf("json: expected object at offset %d", obj.Start)
+			return 0, errors.New("json: expected object at offset " + itoa(obj.Start))
 		}
 		return indexedMembers(n, off, fn)
 	}
 	i := skipSpace(doc, obj.Start)
 	if i >= obj.End || doc[i] != '{' {
-		return 0, fmt.Errorf("json: expected object at offset %d", obj.Start)
+		return 0, errors.New("json: expected object at offset " + itoa(obj.Start))
 	}
 	i = skipSpace(doc, i+1)
 	if i < obj.End && doc[i] == '}' {
@@ -409,7 +408,7 @@ func eachMember(doc []byte, obj Span, fn func(member) bool) (int, error) {
 	}
 	for n := 0; ; n++ {
 		if i >= obj.End || doc[i] != '"' {
-			return n, fmt.Errorf("json: expected key at offset %d", i)
+			return n, errors.New("json: expected key at offset " + itoa(i))
 		}
 		keyEnd, err := stringEnd(doc, i)
 		if err != nil {
@@ -417,7 +416,7 @@ func eachMember(doc []byte, obj Span, fn func(member) bool) (int, error) {
 		}
 		j := skipSpace(doc, keyEnd)
 		if j >= obj.End || doc[j] != ':' {
-			return n, fmt.Errorf("json: expected ':' at offset %d", j)
+			return n, errors.New("json: expected ':' at offset " + itoa(j))
 		}
 		vs := skipSpace(doc, j+1)
 		ve, err := valueEnd(doc, vs)
@@ -437,7 +436,7 @@ func eachMember(doc []byte, obj Span, fn func(member) bool) (int, error) {
 		case '}':
 			return n + 1, nil
 		default:
-			return n + 1, fmt.Errorf("json: unexpected %q in object at offset %d", doc[i], i)
+			return n + 1, errors.New("json: unexpected " + quoteByte(doc[i]) + " in object at offset " + itoa(i))
 		}
 	}
 }
@@ -483,7 +482,7 @@ func stringEnd(doc []byte, i int) (int, error) {
 		}
 		j = q + 1
 	}
-	return 0, fmt.Errorf("json: unterminated string at offset %d", i)
+	return 0, errors.New("json: unterminated string at offset " + itoa(i))
 }
 
 // valueEnd returns the offset just after the value starting at i. It checks
@@ -514,14 +513,14 @@ func valueEnd(doc []byte, i int) (int, error) {
 				}
 			}
 		}
-		return 0, fmt.Errorf("json: unterminated %c at offset %d", c, i)
+		return 0, errors.New("json: unterminated " + string(rune(c)) + " at offset " + itoa(i))
 	default:
 		j := i
 		for j < len(doc) {
 			switch doc[j] {
 			case ',', '}', ']', ' ', '\t', '\n', '\r', ':':
 				if j == i {
-					return 0, fmt.Errorf("json: unexpected %q at offset %d", doc[j], j)
+					return 0, errors.New("json: unexpected " + quoteByte(doc[j]) + " at offset " + itoa(j))
 				}
 				return j, nil
 			}

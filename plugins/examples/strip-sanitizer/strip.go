@@ -14,9 +14,7 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"regexp"
 
 	"github.com/gitops-reverser/gitops-reverser/plugins/sdk"
@@ -24,9 +22,9 @@ import (
 
 // settings are the rule's settings for this plugin.
 type settings struct {
-	DropLabels        []string `json:"dropLabels"`
-	DropAnnotations   []string `json:"dropAnnotations"`
-	RedactEnvPatterns []string `json:"redactEnvPatterns"`
+	DropLabels        []string
+	DropAnnotations   []string
+	RedactEnvPatterns []string
 
 	redact []*regexp.Regexp
 	// matched remembers, per env var name, whether a pattern matched: the
@@ -52,17 +50,28 @@ func loadSettings(raw []byte) (*settings, error) {
 	if cachedSettings != nil && bytes.Equal(raw, cachedRaw) {
 		return cachedSettings, nil
 	}
-	s := &settings{}
-	if len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
-		if err := json.Unmarshal(raw, s); err != nil {
-			return nil, fmt.Errorf("settings: %w", err)
+	s := &settings{matched: map[string]bool{}}
+	err := sdk.Settings(raw, func(key string, v sdk.Span) error {
+		var err error
+		switch key {
+		case "dropLabels":
+			s.DropLabels, err = sdk.StringList(raw, v)
+		case "dropAnnotations":
+			s.DropAnnotations, err = sdk.StringList(raw, v)
+		case "redactEnvPatterns":
+			s.RedactEnvPatterns, err = sdk.StringList(raw, v)
+		default:
+			err = sdk.ErrUnknownSetting
 		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
-	s.matched = map[string]bool{}
 	for _, p := range s.RedactEnvPatterns {
 		re, err := regexp.Compile(p)
 		if err != nil {
-			return nil, fmt.Errorf("settings: redactEnvPatterns: %w", err)
+			return nil, errors.New("settings: redactEnvPatterns: " + err.Error())
 		}
 		s.redact = append(s.redact, re)
 	}

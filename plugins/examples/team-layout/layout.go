@@ -11,9 +11,7 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/gitops-reverser/gitops-reverser/plugins/sdk"
@@ -21,8 +19,8 @@ import (
 
 // settings are the rule's settings for this plugin.
 type settings struct {
-	Label    string `json:"label"`
-	Fallback string `json:"fallback"`
+	Label    string
+	Fallback string
 }
 
 var (
@@ -36,10 +34,20 @@ func loadSettings(raw []byte) (settings, error) {
 		return cachedSettings, nil
 	}
 	s := settings{Label: "team", Fallback: "unowned"}
-	if len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return settings{}, fmt.Errorf("settings: %w", err)
+	err := sdk.Settings(raw, func(key string, v sdk.Span) error {
+		var err error
+		switch key {
+		case "label":
+			s.Label, err = sdk.String(raw, v)
+		case "fallback":
+			s.Fallback, err = sdk.String(raw, v)
+		default:
+			err = sdk.ErrUnknownSetting
 		}
+		return err
+	})
+	if err != nil {
+		return settings{}, err
 	}
 	if s.Fallback == "" {
 		return settings{}, errors.New("settings: fallback must not be empty")
@@ -60,11 +68,11 @@ func teamPath(object, rawSettings []byte) (string, error) {
 	}
 	kind, err := stringAt(object, root, "kind")
 	if err != nil || kind == "" {
-		return "", fmt.Errorf("object has no kind: %w", errOrMissing(err))
+		return "", errors.New("object has no kind: " + errOrMissing(err).Error())
 	}
 	name, err := stringAt(object, root, "metadata", "name")
 	if err != nil || name == "" {
-		return "", fmt.Errorf("object has no metadata.name: %w", errOrMissing(err))
+		return "", errors.New("object has no metadata.name: " + errOrMissing(err).Error())
 	}
 	namespace, err := stringAt(object, root, "metadata", "namespace")
 	if err != nil {
