@@ -2,13 +2,20 @@ package plugin
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/gitops-reverser/gitops-reverser/engine/transform"
 )
 
 var stripSettings = []byte(`{"dropLabels":["pod-template-hash"],"dropAnnotations":["kubectl.kubernetes.io/last-applied-configuration"],"redactEnvPatterns":["(?i)password|token"]}`)
 
-// BenchmarkStripSanitizer_deployment is one sanitize call of a ~4.4 KB
-// Deployment (with managedFields) through a warm pool.
+// BenchmarkStripSanitizer_deployment is one sanitize call of a 4.4 KB
+// Deployment as the API server returns it (with managedFields, status and
+// the last-applied annotation) through a warm pool: more than the pipeline
+// hands a sanitizer, see BenchmarkStripSanitizer_pipelineInput.
 func BenchmarkStripSanitizer_deployment(b *testing.B) {
 	h := newTestHost(b, Options{})
 	m := load(b, h, goPlugin(b, pkgStrip))
@@ -23,9 +30,39 @@ func BenchmarkStripSanitizer_deployment(b *testing.B) {
 	}
 }
 
+// BenchmarkStripSanitizer_pipelineInput is one sanitize call of the same
+// Deployment as the pipeline hands it to a rule's sanitizers: after the
+// built-in sanitizer, encoded by encoding/json.
+func BenchmarkStripSanitizer_pipelineInput(b *testing.B) {
+	h := newTestHost(b, Options{})
+	m := load(b, h, goPlugin(b, pkgStrip))
+	var u unstructured.Unstructured
+	if err := u.UnmarshalJSON(deployment(b)); err != nil {
+		b.Fatal(err)
+	}
+	clean, err := transform.Sanitize(&u, transform.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	obj, err := json.Marshal(clean.Object)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.SetBytes(int64(len(obj)))
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := m.Sanitize(ctx, obj, stripSettings, testCallContext); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkDeadline compares the ways of bounding a call, on a light call
 // (the strip sanitizer) and a heavy one (a generic encoding/json round trip
-// inside the module). "none" is the unbounded baseline, unsafe in production.
+// inside the module): "interrupt" (the default, see interrupt.go),
+// "context" (wazero's WithCloseOnContextDone) and "none", the unbounded
+// baseline, unsafe in production.
 func BenchmarkDeadline(b *testing.B) {
 	obj := deployment(b)
 	ctx := context.Background()

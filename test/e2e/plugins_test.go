@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -104,6 +105,11 @@ var _ = Describe("WASM plugins", func() {
 	BeforeEach(func() {
 		ctx = context.Background()
 		buildPlugins()
+		// A rule is Ready once its modules have compiled: about 10 s per
+		// Go-built module under the race detector, and several times that
+		// while the other test packages compile theirs on the same 2 cores.
+		SetDefaultEventuallyTimeout(4 * time.Minute)
+		DeferCleanup(func() { SetDefaultEventuallyTimeout(defaultEventuallyTimeout) })
 	})
 
 	It("puts files where the layout says with the sanitizer's changes, and follows the rule's settings", func() {

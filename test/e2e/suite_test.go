@@ -40,9 +40,12 @@ var (
 	scheme     = runtime.NewScheme()
 )
 
+// defaultEventuallyTimeout bounds what the suite waits for.
+const defaultEventuallyTimeout = 60 * time.Second
+
 func TestE2E(t *testing.T) {
 	RegisterFailHandler(Fail)
-	SetDefaultEventuallyTimeout(60 * time.Second)
+	SetDefaultEventuallyTimeout(defaultEventuallyTimeout)
 	SetDefaultEventuallyPollingInterval(250 * time.Millisecond)
 	RunSpecs(t, "End-to-end capture suite (real kube-apiserver + webhook, kubectl, Git server)")
 }
