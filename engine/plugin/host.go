@@ -138,6 +138,16 @@ func NewHost(ctx context.Context, opts Options) (*Host, error) {
 		_ = cache.Close(ctx)
 		return nil, fmt.Errorf("plugin host: instantiating WASI: %w", err)
 	}
+	_, err = rt.NewHostModuleBuilder(interruptModule).
+		NewFunctionBuilder().
+		WithGoFunction(api.GoFunc(interruptCheckFunc), nil, []api.ValueType{api.ValueTypeI32}).
+		Export(interruptCheck).
+		Instantiate(ctx)
+	if err != nil {
+		_ = rt.Close(ctx)
+		_ = cache.Close(ctx)
+		return nil, fmt.Errorf("plugin host: instantiating %s: %w", interruptModule, err)
+	}
 	return &Host{opts: opts, runtime: rt, cache: cache, modules: map[string]*loadEntry{}}, nil
 }
 
@@ -317,11 +327,15 @@ func (h *Host) compile(ctx context.Context, digest string, wasm []byte) (*Module
 	return m, nil
 }
 
-// checkImports allows WASI preview 1 functions only: the host provides
-// nothing else, and refusing here is clearer than failing to instantiate.
+// checkImports allows WASI preview 1 functions only (and the interrupt
+// check that instrument adds): the host provides nothing else, and refusing
+// here is clearer than failing to instantiate.
 func checkImports(digest string, compiled wazero.CompiledModule) error {
 	for _, f := range compiled.ImportedFunctions() {
 		mod, name, _ := f.Import()
+		if mod == interruptModule && name == interruptCheck {
+			continue // added by instrument
+		}
 		if mod != wasi_snapshot_preview1.ModuleName {
 			return newError(digest, ReasonInvalidModule, "imports %s.%s; only %s is provided", mod, name, wasi_snapshot_preview1.ModuleName)
 		}
@@ -342,7 +356,13 @@ func (m *Module) instantiate(ctx context.Context) (*instance, error) {
 		WithStartFunctions(). // _initialize runs below, under a guard
 		WithStderr(inst.stderr)
 	if opts.GrantClock {
-		cfg = cfg.WithSysWalltime().WithSysNanotime().WithSysNanosleep()
+		// A sleeping guest is in the host, where no loop check runs: each
+		// sleep is capped at the call timeout, so a sleep cannot outlast a
+		// call by more than that.
+		limit := opts.CallTimeout.Nanoseconds()
+		cfg = cfg.WithSysWalltime().WithSysNanotime().WithNanosleep(func(ns int64) {
+			time.Sleep(time.Duration(min(ns, limit)))
+		})
 	}
 	if opts.GrantRandom {
 		cfg = cfg.WithRandSource(rand.Reader)
@@ -355,16 +375,8 @@ func (m *Module) instantiate(ctx context.Context) (*instance, error) {
 		return nil, m.classify(inst, fmt.Errorf("instantiating: %w", err), false)
 	}
 	inst.mod = mod
-	if opts.deadline == deadlineInterrupt {
-		g, _ := mod.ExportedGlobal(interruptExport).(api.MutableGlobal)
-		if g == nil || g.Type() != api.ValueTypeI32 {
-			inst.close()
-			return nil, newError(m.digest, ReasonInvalidModule, "instance lacks its %s global", interruptExport)
-		}
-		inst.interrupt = g
-	}
 	if init := mod.ExportedFunction("_initialize"); init != nil {
-		g := newGuard(ctx, inst.interrupt, opts.InitTimeout, opts.deadline)
+		g := newGuard(ctx, opts.InitTimeout, opts.deadline)
 		_, err := init.Call(g.ctx)
 		g.stop()
 		if g.expired {

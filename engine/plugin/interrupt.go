@@ -10,54 +10,80 @@ import (
 // (RuntimeConfig.WithCloseOnContextDone) compiles, at every loop header, an
 // indirect call that leaves machine code for the Go runtime to ask whether
 // the module was closed. A Go-built plugin runs thousands of loop iterations
-// per call (Go's WebAssembly backend also wraps every function body in a
-// loop), so those exits cost 7x the work of the call itself (measured in
-// docs/benchmarks.md).
+// per call (Go's WebAssembly backend also jumps back through a loop for
+// every branch and call), so those exits cost 7x the work of the call itself
+// (measured in docs/benchmarks.md).
 //
-// instrument gives the module a cheaper stop check instead: a new mutable
-// i32 global, exported as interruptExport, that the first instructions of
-// every loop body read, trapping when it is non-zero:
+// instrument gives the module a cheaper check instead: a countdown in a new
+// mutable i32 global, decremented at the head of every loop body; when it
+// reaches zero the guest calls the host's interrupt_check import, which
+// answers on the guest's own goroutine whether the call is past its
+// deadline or cancelled, and the guest traps if so:
 //
 //	loop <blocktype>
-//	  global.get $interrupt
+//	  global.get $countdown  i32.const 1  i32.sub  global.set $countdown
+//	  global.get $countdown  i32.eqz
 //	  if
-//	    unreachable
+//	    i32.const checkEvery  global.set $countdown
+//	    call $interrupt_check
+//	    if  unreachable  end
 //	  end
 //	  ...original body
 //
-// That is a load and a predicted branch per iteration, without leaving
-// machine code. The host's watchdog sets the global when a call's deadline
-// passes (see guard); the guest traps at its next loop header, on its own
-// goroutine, so nothing is released under a running guest. Straight-line
-// code ends by itself and unbounded recursion ends in a stack-overflow trap,
-// so loops are the only place a guest can run forever.
+// A few register operations per iteration and one call into Go every
+// checkEvery iterations. That call matters twice: it is how the deadline is
+// seen, and it is a point where the Go scheduler can preempt the goroutine.
+// Compiled code cannot be preempted, so a design that waits for a timer to
+// raise a flag stops nothing once every P runs a looping guest: the timers
+// live on those Ps (a first version of this file did that, and the e2e
+// suite hung with two looping instances on two cores).
 //
-// Inserted instructions leave branch depths, function indices and the
-// stack unchanged: the if block is balanced and only nests its own trap.
+// Straight-line code ends by itself, and recursion ends in wazero's
+// stack-overflow trap, so loops are the only way to run forever. (Tail calls
+// could recurse without a loop or a growing stack; wazero refuses them
+// unless a runtime enables its experimental tail-call feature, and this
+// host does not.)
+//
+// Adding an imported function gives it the index after the module's other
+// imports, so every reference to a defined function moves up by one: calls,
+// ref.func, exports, the start function, element segments, global
+// initializers and the function names of the name section are rewritten.
+// The inserted if block is balanced and nests only its own code, so branch
+// depths are unchanged.
 
-// interruptExport is the export name of the stop flag in an instrumented
-// module; a module may not export this name itself.
-const interruptExport = "__reverser_interrupt"
+// The import instrumented modules call, provided by the host.
+const (
+	interruptModule = "gitops-reverser"
+	interruptCheck  = "interrupt_check"
+)
+
+// checkEvery is how many loop iterations pass between two calls of
+// interrupt_check: about 10-50 µs of a Go-built plugin's work, against
+// about 0.1 µs per call.
+const checkEvery = 4096
 
 // Section ids of the WebAssembly binary format.
 const (
 	secCustom    = 0
+	secType      = 1
 	secImport    = 2
 	secGlobal    = 6
 	secExport    = 7
+	secStart     = 8
+	secElement   = 9
 	secCode      = 10
 	secDataCount = 12
 	secTag       = 13
 )
 
 // sectionRank orders known sections as the binary format requires (the tag
-// section sits between memory and global).
+// section sits between memory and global, data count before code).
 func sectionRank(id byte) int {
 	switch id {
 	case secTag:
-		return 55 // after memory (5), before global (6)
+		return 55
 	case secDataCount:
-		return 95 // after element (9), before code (10)
+		return 95
 	default:
 		return int(id) * 10
 	}
@@ -68,11 +94,16 @@ type wasmSection struct {
 	start, end int // content, without the id and size
 }
 
-// instrument returns a copy of wasm with a stop check at the head of every
-// loop (see above). It decodes only what it needs: the section layout, the
-// import, global and export counts and every instruction of every function
-// body; it rejects a module it cannot fully decode, which wazero would
-// reject too.
+// moduleCounts are the index spaces instrument extends.
+type moduleCounts struct {
+	types, importedFuncs, importedGlobals, definedGlobals uint32
+}
+
+// instrument returns a copy of wasm with the countdown and its check at the
+// head of every loop (see above). It decodes every section it rewrites and
+// every instruction of every function body, and rejects a module it cannot
+// fully decode (wazero would reject it too, or it uses an instruction
+// outside wazero's default features).
 func instrument(wasm []byte) ([]byte, error) {
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
 		return nil, errors.New("not a WebAssembly binary (no \\0asm magic)")
@@ -80,6 +111,95 @@ func instrument(wasm []byte) ([]byte, error) {
 	if string(wasm[4:8]) != "\x01\x00\x00\x00" {
 		return nil, fmt.Errorf("unsupported WebAssembly binary version % x", wasm[4:8])
 	}
+	sections, err := splitSections(wasm)
+	if err != nil {
+		return nil, err
+	}
+	var c moduleCounts
+	for _, s := range sections {
+		content := wasm[s.start:s.end]
+		switch s.id {
+		case secType:
+			c.types, err = (&wasmReader{b: content}).u32()
+		case secImport:
+			err = countImports(content, &c)
+		case secGlobal:
+			c.definedGlobals, err = (&wasmReader{b: content}).u32()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("section %d: %w", s.id, err)
+		}
+	}
+	rw := &rewriter{check: c.importedFuncs, countdown: c.importedGlobals + c.definedGlobals}
+	rw.probe = rw.buildProbe()
+
+	checkType := []byte{0x60, 0x00, 0x01, 0x7f} // () -> i32
+	checkImport := appendName(appendName(nil, interruptModule), interruptCheck)
+	checkImport = appendULEB(append(checkImport, 0x00), uint64(c.types))
+	countdown := append([]byte{0x7f, 0x01, 0x41}, appendSLEB(nil, checkEvery)...) // (mut i32) (i32.const checkEvery)
+	countdown = append(countdown, 0x0b)
+
+	out := make([]byte, 0, len(wasm)+len(wasm)/8+64)
+	out = append(out, wasm[:8]...)
+	added := map[byte]bool{}
+	// ensure emits a section of one new item where the module has none.
+	ensure := func(id byte, item []byte, before int) {
+		if !added[id] && sectionRank(id) < before {
+			out = appendSection(out, id, appendVec(0, nil, item))
+			added[id] = true
+		}
+	}
+	for _, s := range sections {
+		content := wasm[s.start:s.end]
+		if s.id != secCustom {
+			rank := sectionRank(s.id)
+			ensure(secType, checkType, rank)
+			ensure(secImport, checkImport, rank)
+			ensure(secGlobal, countdown, rank)
+		}
+		var (
+			next []byte
+			err  error
+		)
+		switch s.id {
+		case secCustom:
+			if next = rw.customSection(content); next == nil {
+				continue // dropped
+			}
+		case secType:
+			next, err = appendToVec(content, checkType)
+			added[secType] = true
+		case secImport:
+			next, err = appendToVec(content, checkImport)
+			added[secImport] = true
+		case secGlobal:
+			next, err = rw.globals(content, countdown)
+			added[secGlobal] = true
+		case secExport:
+			next, err = rw.exports(content)
+		case secStart:
+			next, err = rw.start(content)
+		case secElement:
+			next, err = rw.elements(content)
+		case secCode:
+			next, err = rw.code(content)
+		default:
+			next = content
+		}
+		if err != nil {
+			return nil, fmt.Errorf("section %d: %w", s.id, err)
+		}
+		out = appendSection(out, s.id, next)
+	}
+	ensure(secType, checkType, 1<<30)
+	ensure(secImport, checkImport, 1<<30)
+	ensure(secGlobal, countdown, 1<<30)
+	return out, nil
+}
+
+// splitSections returns the sections of wasm in order, checking ids, sizes
+// and order.
+func splitSections(wasm []byte) ([]wasmSection, error) {
 	r := &wasmReader{b: wasm, off: 8}
 	var sections []wasmSection
 	lastRank := 0
@@ -108,108 +228,33 @@ func instrument(wasm []byte) ([]byte, error) {
 		sections = append(sections, wasmSection{id: id, start: r.off, end: r.off + int(size)})
 		r.off += int(size)
 	}
-
-	var importedGlobals, definedGlobals uint32
-	for _, s := range sections {
-		var err error
-		switch s.id {
-		case secImport:
-			importedGlobals, err = countImportedGlobals(wasm[s.start:s.end])
-		case secGlobal:
-			definedGlobals, err = (&wasmReader{b: wasm[s.start:s.end]}).u32()
-		case secExport:
-			err = checkExportNames(wasm[s.start:s.end])
-		}
-		if err != nil {
-			return nil, fmt.Errorf("section %d: %w", s.id, err)
-		}
-	}
-	global := importedGlobals + definedGlobals
-	probe := append(append([]byte{0x23}, appendULEB(nil, uint64(global))...), 0x04, 0x40, 0x00, 0x0b)
-	newGlobal := []byte{0x7f, 0x01, 0x41, 0x00, 0x0b} // (mut i32) (i32.const 0)
-	newExport := appendULEB(append(appendName(nil, interruptExport), 0x03), uint64(global))
-	// Loops are a few per cent of the code, so this rarely grows.
-	out := make([]byte, 0, len(wasm)+len(wasm)/16+64)
-	out = append(out, wasm[:8]...)
-	haveGlobal, haveExport := false, false
-	emit := func(id byte, content []byte) { out = appendSection(out, id, content) }
-	prepend := appendVec
-	for _, s := range sections {
-		content := wasm[s.start:s.end]
-		if s.id != secCustom {
-			if !haveGlobal && sectionRank(s.id) > sectionRank(secGlobal) {
-				emit(secGlobal, prepend(0, nil, newGlobal))
-				haveGlobal = true
-			}
-			if !haveExport && sectionRank(s.id) > sectionRank(secExport) {
-				emit(secExport, prepend(0, nil, newExport))
-				haveExport = true
-			}
-		}
-		switch s.id {
-		case secCustom:
-			if isDebugSection(content) {
-				continue // DWARF offsets would no longer match the code
-			}
-			emit(s.id, content)
-		case secGlobal:
-			cr := &wasmReader{b: content}
-			n, _ := cr.u32() // decoded above
-			emit(s.id, prepend(n, content[cr.off:], newGlobal))
-			haveGlobal = true
-		case secExport:
-			cr := &wasmReader{b: content}
-			n, _ := cr.u32()
-			emit(s.id, prepend(n, content[cr.off:], newExport))
-			haveExport = true
-		case secCode:
-			code, err := instrumentCode(content, probe)
-			if err != nil {
-				return nil, fmt.Errorf("code section: %w", err)
-			}
-			emit(s.id, code)
-		default:
-			emit(s.id, content)
-		}
-	}
-	if !haveGlobal {
-		emit(secGlobal, prepend(0, nil, newGlobal))
-	}
-	if !haveExport {
-		emit(secExport, prepend(0, nil, newExport))
-	}
-	return out, nil
+	return sections, nil
 }
 
-func isDebugSection(content []byte) bool {
-	r := &wasmReader{b: content}
-	n, err := r.u32()
-	if err != nil || uint64(n) > uint64(len(content)-r.off) {
-		return false
-	}
-	return strings.HasPrefix(string(content[r.off:r.off+int(n)]), ".debug_")
-}
-
-func countImportedGlobals(content []byte) (uint32, error) {
+func countImports(content []byte, c *moduleCounts) error {
 	r := &wasmReader{b: content}
 	n, err := r.u32()
 	if err != nil {
-		return 0, err
+		return err
 	}
-	var globals uint32
 	for range n {
-		if err := r.skipName(); err != nil {
-			return 0, err
+		module, err := r.name()
+		if err != nil {
+			return err
+		}
+		if module == interruptModule {
+			return fmt.Errorf("the module imports from %q, a module name this host reserves", interruptModule)
 		}
 		if err := r.skipName(); err != nil {
-			return 0, err
+			return err
 		}
 		kind, err := r.byte()
 		if err != nil {
-			return 0, err
+			return err
 		}
 		switch kind {
 		case 0x00: // function: type index
+			c.importedFuncs++
 			_, err = r.u32()
 		case 0x01: // table: reftype, limits
 			if _, err = r.byte(); err == nil {
@@ -218,55 +263,260 @@ func countImportedGlobals(content []byte) (uint32, error) {
 		case 0x02: // memory: limits
 			err = r.skipLimits()
 		case 0x03: // global: valtype, mutability
-			globals++
+			c.importedGlobals++
 			_, err = r.take(2)
 		case 0x04: // tag: attribute, type index
 			if _, err = r.byte(); err == nil {
 				_, err = r.u32()
 			}
 		default:
-			return 0, fmt.Errorf("unknown import kind 0x%02x at offset %d", kind, r.off-1)
+			return fmt.Errorf("unknown import kind 0x%02x at offset %d", kind, r.off-1)
 		}
 		if err != nil {
-			return 0, err
+			return err
 		}
 	}
-	return globals, nil
-}
-
-func checkExportNames(content []byte) error {
-	r := &wasmReader{b: content}
-	n, err := r.u32()
-	if err != nil {
-		return err
-	}
-	for range n {
-		name, err := r.name()
-		if err != nil {
-			return err
-		}
-		if name == interruptExport {
-			return fmt.Errorf("the module exports %q, a name this host reserves", interruptExport)
-		}
-		if _, err := r.byte(); err != nil {
-			return err
-		}
-		if _, err := r.u32(); err != nil {
-			return err
-		}
+	if r.off != len(content) {
+		return fmt.Errorf("%d bytes after the last import", len(content)-r.off)
 	}
 	return nil
 }
 
-// instrumentCode rewrites the code section, inserting probe after the
-// block type of every loop.
-func instrumentCode(content, probe []byte) ([]byte, error) {
+// appendToVec returns the vector section content with item appended.
+func appendToVec(content, item []byte) ([]byte, error) {
 	r := &wasmReader{b: content}
 	n, err := r.u32()
 	if err != nil {
 		return nil, err
 	}
-	out := appendULEB(make([]byte, 0, len(content)+len(content)/16), uint64(n))
+	return appendVec(n, content[r.off:], item), nil
+}
+
+// rewriter rewrites function references and instruments loops.
+type rewriter struct {
+	check     uint32 // index of the interrupt_check import; defined functions at or above it move up one
+	countdown uint32 // index of the countdown global
+	probe     []byte
+}
+
+func (rw *rewriter) shift(f uint32) uint32 {
+	if f >= rw.check {
+		return f + 1
+	}
+	return f
+}
+
+func (rw *rewriter) buildProbe() []byte {
+	g := appendULEB(nil, uint64(rw.countdown))
+	p := append([]byte{0x23}, g...)               // global.get $countdown
+	p = append(p, 0x41, 0x01, 0x6b, 0x24)         // i32.const 1, i32.sub, global.set
+	p = append(append(p, g...), 0x23)             // $countdown, global.get
+	p = append(append(p, g...), 0x45, 0x04, 0x40) // $countdown, i32.eqz, if
+	p = appendSLEB(append(p, 0x41), checkEvery)   // i32.const checkEvery
+	p = append(append(p, 0x24), g...)             // global.set $countdown
+	p = appendULEB(append(p, 0x10), uint64(rw.check))
+	return append(p, 0x04, 0x40, 0x00, 0x0b, 0x0b) // if unreachable end, end
+}
+
+// expr copies one expression from r to out, up to and including its final
+// end, shifting function indices and, when probes is set, instrumenting
+// loops.
+func (rw *rewriter) expr(r *wasmReader, out []byte, probes bool) ([]byte, error) {
+	copied := r.off
+	for depth := 1; depth > 0; {
+		at := r.off
+		op, err := r.byte()
+		if err != nil {
+			return nil, errors.New("expression ends inside a block")
+		}
+		switch op {
+		case 0x03: // loop blocktype
+			if err := r.skipSLEB(5); err != nil {
+				return nil, err
+			}
+			depth++
+			if probes {
+				out = append(append(out, r.b[copied:r.off]...), rw.probe...)
+				copied = r.off
+			}
+		case 0x02, 0x04: // block, if
+			if err := r.skipSLEB(5); err != nil {
+				return nil, err
+			}
+			depth++
+		case 0x0b: // end
+			depth--
+		case 0x10, 0x12, 0xd2: // call, return_call, ref.func
+			f, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			out = appendULEB(append(out, r.b[copied:at+1]...), uint64(rw.shift(f)))
+			copied = r.off
+		default:
+			if err := r.skipImmediates(op); err != nil {
+				return nil, fmt.Errorf("instruction 0x%02x at offset %d: %w", op, at, err)
+			}
+		}
+	}
+	return append(out, r.b[copied:r.off]...), nil
+}
+
+// funcIndices copies a vector of function indices, shifted.
+func (rw *rewriter) funcIndices(r *wasmReader, out []byte) ([]byte, error) {
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	out = appendULEB(out, uint64(n))
+	for range n {
+		f, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		out = appendULEB(out, uint64(rw.shift(f)))
+	}
+	return out, nil
+}
+
+// copyU32 copies one LEB128 u32.
+func copyU32(r *wasmReader, out []byte) ([]byte, error) {
+	v, err := r.u32()
+	return appendULEB(out, uint64(v)), err
+}
+
+func copyByte(r *wasmReader, out []byte) ([]byte, error) {
+	c, err := r.byte()
+	return append(out, c), err
+}
+
+func (rw *rewriter) globals(content, extra []byte) ([]byte, error) {
+	r := &wasmReader{b: content}
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	out := appendULEB(make([]byte, 0, len(content)+len(extra)+5), uint64(n)+1)
+	for range n {
+		t, err := r.take(2) // valtype, mutability
+		if err != nil {
+			return nil, err
+		}
+		if out, err = rw.expr(r, append(out, t...), false); err != nil {
+			return nil, err
+		}
+	}
+	if r.off != len(content) {
+		return nil, fmt.Errorf("%d bytes after the last global", len(content)-r.off)
+	}
+	return append(out, extra...), nil
+}
+
+func (rw *rewriter) exports(content []byte) ([]byte, error) {
+	r := &wasmReader{b: content}
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	out := appendULEB(make([]byte, 0, len(content)+8), uint64(n))
+	for range n {
+		name, err := r.name()
+		if err != nil {
+			return nil, err
+		}
+		kind, err := r.byte()
+		if err != nil {
+			return nil, err
+		}
+		idx, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		if kind == 0x00 {
+			idx = rw.shift(idx)
+		}
+		out = appendULEB(append(appendName(out, name), kind), uint64(idx))
+	}
+	if r.off != len(content) {
+		return nil, fmt.Errorf("%d bytes after the last export", len(content)-r.off)
+	}
+	return out, nil
+}
+
+func (rw *rewriter) start(content []byte) ([]byte, error) {
+	r := &wasmReader{b: content}
+	f, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	if r.off != len(content) {
+		return nil, errors.New("trailing bytes after the start function")
+	}
+	return appendULEB(nil, uint64(rw.shift(f))), nil
+}
+
+// elements rewrites element segments (all eight encodings of WebAssembly
+// 2.0): function indices and ref.func in element expressions move.
+func (rw *rewriter) elements(content []byte) ([]byte, error) {
+	r := &wasmReader{b: content}
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	out := appendULEB(make([]byte, 0, len(content)+len(content)/8), uint64(n))
+	for range n {
+		flags, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		if flags > 7 {
+			return nil, fmt.Errorf("unknown element segment flags %d", flags)
+		}
+		out = appendULEB(out, uint64(flags))
+		if flags == 2 || flags == 6 { // explicit table index
+			if out, err = copyU32(r, out); err != nil {
+				return nil, err
+			}
+		}
+		if flags&0x01 == 0 { // active: offset expression
+			if out, err = rw.expr(r, out, false); err != nil {
+				return nil, err
+			}
+		}
+		if flags&0x03 != 0 { // elemkind (0-3) or reftype (4-7)
+			if out, err = copyByte(r, out); err != nil {
+				return nil, err
+			}
+		}
+		if flags&0x04 == 0 {
+			out, err = rw.funcIndices(r, out)
+		} else {
+			var exprs uint32
+			if exprs, err = r.u32(); err == nil {
+				out = appendULEB(out, uint64(exprs))
+				for i := uint32(0); i < exprs && err == nil; i++ {
+					out, err = rw.expr(r, out, false)
+				}
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if r.off != len(content) {
+		return nil, fmt.Errorf("%d bytes after the last element segment", len(content)-r.off)
+	}
+	return out, nil
+}
+
+// code rewrites every function body.
+func (rw *rewriter) code(content []byte) ([]byte, error) {
+	r := &wasmReader{b: content}
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	out := appendULEB(make([]byte, 0, len(content)+len(content)/8), uint64(n))
 	var body []byte
 	for i := range n {
 		size, err := r.u32()
@@ -276,12 +526,11 @@ func instrumentCode(content, probe []byte) ([]byte, error) {
 		if uint64(size) > uint64(len(content)-r.off) {
 			return nil, fmt.Errorf("function %d: body size %d runs past the section", i, size)
 		}
-		body, err = instrumentBody(body[:0], content[r.off:r.off+int(size)], probe)
-		if err != nil {
+		fr := &wasmReader{b: content[r.off : r.off+int(size)]}
+		if body, err = rw.body(fr, body[:0]); err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
-		out = appendULEB(out, uint64(len(body)))
-		out = append(out, body...)
+		out = append(appendULEB(out, uint64(len(body))), body...)
 		r.off += int(size)
 	}
 	if r.off != len(content) {
@@ -290,10 +539,8 @@ func instrumentCode(content, probe []byte) ([]byte, error) {
 	return out, nil
 }
 
-// instrumentBody appends fn (locals and expression) to out with probe after
-// every loop's block type.
-func instrumentBody(out, fn, probe []byte) ([]byte, error) {
-	r := &wasmReader{b: fn}
+// body copies one function body (locals, then its expression).
+func (rw *rewriter) body(r *wasmReader, out []byte) ([]byte, error) {
 	groups, err := r.u32()
 	if err != nil {
 		return nil, err
@@ -306,40 +553,107 @@ func instrumentBody(out, fn, probe []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
-	copied := 0
-	depth := 1 // the function body's own block
-	for depth > 0 {
-		at := r.off
-		op, err := r.byte()
+	out = append(out, r.b[:r.off]...)
+	if out, err = rw.expr(r, out, true); err != nil {
+		return nil, err
+	}
+	if r.off != len(r.b) {
+		return nil, fmt.Errorf("%d bytes after the body's final end", len(r.b)-r.off)
+	}
+	return out, nil
+}
+
+// customSection returns the custom section's new content, or nil to drop
+// it: DWARF offsets no longer match the code, and the name section's
+// function indices move with the new import.
+func (rw *rewriter) customSection(content []byte) []byte {
+	r := &wasmReader{b: content}
+	name, err := r.name()
+	switch {
+	case err != nil:
+		return content // wazero decides
+	case strings.HasPrefix(name, ".debug_"):
+		return nil
+	case name == "name":
+		out, err := rw.names(r, append([]byte(nil), content[:r.off]...))
 		if err != nil {
-			return nil, fmt.Errorf("body ends inside a block: %w", err)
+			return nil // a broken name section only costs names in traces
 		}
-		switch {
-		case op == 0x03: // loop blocktype
-			if err := r.skipSLEB(5); err != nil {
-				return nil, err
+		return out
+	default:
+		return content
+	}
+}
+
+// names rewrites the name section's subsections: function names (1) and
+// local names (2) move with the functions, label names (3, indexed by
+// function too) are dropped, the rest is kept.
+func (rw *rewriter) names(r *wasmReader, out []byte) ([]byte, error) {
+	for r.off < len(r.b) {
+		id, err := r.byte()
+		if err != nil {
+			return nil, err
+		}
+		size, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		raw, err := r.take(int(size))
+		if err != nil {
+			return nil, err
+		}
+		var sub []byte
+		sr := &wasmReader{b: raw}
+		switch id {
+		case 1: // function names: vec(funcidx name)
+			sub, err = rw.nameMap(sr, nil, true)
+		case 2: // local names: vec(funcidx vec(localidx name))
+			var n uint32
+			if n, err = sr.u32(); err == nil {
+				sub = appendULEB(nil, uint64(n))
+				for i := uint32(0); i < n && err == nil; i++ {
+					var f uint32
+					if f, err = sr.u32(); err == nil {
+						sub = appendULEB(sub, uint64(rw.shift(f)))
+						sub, err = rw.nameMap(sr, sub, false)
+					}
+				}
 			}
-			depth++
-			out = append(out, fn[copied:r.off]...)
-			out = append(out, probe...)
-			copied = r.off
-		case op == 0x02 || op == 0x04: // block, if
-			if err := r.skipSLEB(5); err != nil {
-				return nil, err
-			}
-			depth++
-		case op == 0x0b: // end
-			depth--
+		case 3:
+			continue
 		default:
-			if err := r.skipImmediates(op); err != nil {
-				return nil, fmt.Errorf("instruction 0x%02x at body offset %d: %w", op, at, err)
-			}
+			sub = raw
 		}
+		if err != nil {
+			return nil, err
+		}
+		out = appendSection(out, id, sub)
 	}
-	if r.off != len(fn) {
-		return nil, fmt.Errorf("%d bytes after the body's final end", len(fn)-r.off)
+	return out, nil
+}
+
+// nameMap copies vec(idx name), shifting idx when funcs.
+func (rw *rewriter) nameMap(r *wasmReader, out []byte, funcs bool) ([]byte, error) {
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
 	}
-	return append(out, fn[copied:]...), nil
+	out = appendULEB(out, uint64(n))
+	for range n {
+		idx, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		if funcs {
+			idx = rw.shift(idx)
+		}
+		name, err := r.name()
+		if err != nil {
+			return nil, err
+		}
+		out = appendName(appendULEB(out, uint64(idx)), name)
+	}
+	return out, nil
 }
 
 // errUnsupported marks an instruction this decoder does not know; wazero's
@@ -589,6 +903,17 @@ func appendULEB(out []byte, v uint64) []byte {
 		c := byte(v & 0x7f)
 		v >>= 7
 		if v == 0 {
+			return append(out, c)
+		}
+		out = append(out, c|0x80)
+	}
+}
+
+func appendSLEB(out []byte, v int64) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
 			return append(out, c)
 		}
 		out = append(out, c|0x80)

@@ -4,81 +4,98 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 )
 
-// probeFor is the instruction sequence instrument inserts for global g.
-func probeFor(g byte) []byte { return []byte{0x23, g, 0x04, 0x40, 0x00, 0x0b} }
+// probeFor is the sequence instrument inserts when the check import has
+// index check and the countdown global index countdown.
+func probeFor(check, countdown uint32) []byte {
+	return (&rewriter{check: check, countdown: countdown}).buildProbe()
+}
 
 func TestInstrument_probesEveryLoop(t *testing.T) {
 	twoLoops := body(
 		[]byte{0x03, 0x40, 0x03, 0x40, 0x0b, 0x0b}, // loop loop end end
 		i64Const(0),
 	)
-	in := tinyModule(1, twoLoops)
-	out, err := instrument(in)
+	out, err := instrument(tinyModule(1, twoLoops))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// No globals before: the flag is global 0, and both loops check it.
-	if n := bytes.Count(out, probeFor(0)); n != 2 {
+	// No imports and no globals before: the check is function 0 and the
+	// countdown global 0.
+	if n := bytes.Count(out, probeFor(0, 0)); n != 2 {
 		t.Fatalf("found %d probes, want 2", n)
-	}
-	if !bytes.Contains(out, append(wasmName(interruptExport), 0x03, 0x00)) {
-		t.Fatal("the flag is not exported as global 0")
 	}
 	compiles(t, out)
 }
 
-func TestInstrument_indexesAfterImportedAndDefinedGlobals(t *testing.T) {
-	// (import "env" "g" (global i32)) (global (mut i32) (i32.const 7))
-	// (func (export "f") loop end)
+// indexModule imports a function and a global, defines a global and two
+// functions, a funcref table filled by an element segment, and exports
+// "run": f0 returns 7; run returns f0() + table[0]() (also f0) = 14.
+func indexModule() []byte {
 	mod := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
-	mod = append(mod, section(1, []byte{0x60, 0x00, 0x00})...)
-	mod = append(mod, section(2, append(append(wasmName("env"), wasmName("g")...), 0x03, 0x7f, 0x00))...)
-	mod = append(mod, section(3, []byte{0x00})...)
-	mod = append(mod, section(6, []byte{0x7f, 0x01, 0x41, 0x07, 0x0b})...)
-	mod = append(mod, section(7, append(wasmName("f"), 0x00, 0x00))...)
-	mod = append(mod, section(10, []byte{0x05, 0x00, 0x03, 0x40, 0x0b, 0x0b})...)
+	mod = append(mod, section(1, []byte{0x60, 0x00, 0x01, 0x7f}, []byte{0x60, 0x00, 0x00})...)
+	mod = append(mod, section(2,
+		append(append(wasmName("env"), wasmName("h")...), 0x00, 0x01),
+		append(append(wasmName("env"), wasmName("g")...), 0x03, 0x7f, 0x00))...)
+	mod = append(mod, section(3, []byte{0x00}, []byte{0x00})...)           // f1, run: type 0
+	mod = append(mod, section(4, []byte{0x70, 0x00, 0x01})...)             // funcref table, min 1
+	mod = append(mod, section(6, []byte{0x7f, 0x01, 0x41, 0x07, 0x0b})...) // (mut i32) 7
+	mod = append(mod, section(7, append(wasmName("run"), 0x00, 0x02))...)
+	mod = append(mod, section(9, []byte{0x00, 0x41, 0x00, 0x0b, 0x01, 0x01})...) // table[0] = func 1
+	f1 := []byte{0x00, 0x03, 0x40, 0x0b, 0x41, 0x07, 0x0b}                       // loop end, i32.const 7
+	run := []byte{0x00, 0x10, 0x01, 0x41, 0x00, 0x11, 0x00, 0x00, 0x6a, 0x0b}    // call 1, call_indirect t0 [0], add
+	mod = append(mod, section(10, append(uleb(uint64(len(f1))), f1...), append(uleb(uint64(len(run))), run...))...)
+	return mod
+}
+
+func TestInstrument_shiftsFunctionIndices(t *testing.T) {
+	mod := indexModule()
 	compiles(t, mod)
 	out, err := instrument(mod)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(out, probeFor(2)) {
-		t.Fatal("the probe does not read global 2 (after one imported and one defined global)")
+	// One imported function before: the check is function 1; one imported
+	// and one defined global before: the countdown is global 2.
+	if !bytes.Contains(out, probeFor(1, 2)) {
+		t.Fatal("the loop does not count down global 2 and call function 1")
 	}
-	compiles(t, out)
-}
-
-func TestInstrument_rejects(t *testing.T) {
-	good := tinyModule(1, body(i64Const(0)))
-	withExport := func(name string) []byte {
-		return buildWasm(true, nil, []wasmFunc{{name: name, body: body()}})
-	}
-	cases := []struct {
-		name, want string
-		wasm       []byte
-	}{
-		{"empty", "no \\0asm magic", nil},
-		{"text format", "no \\0asm magic", []byte("(module)")},
-		{"version 2", "unsupported WebAssembly binary version", append([]byte("\x00asm\x02\x00\x00\x00"), good[8:]...)},
-		{"truncated", "runs past the end", good[:len(good)-3]},
-		{"unknown section", "unknown section id", append(bytes.Clone(good), 0x20, 0x00)},
-		{"sections out of order", "out of order", append(bytes.Clone(good), section(1, []byte{0x60, 0x00, 0x00})...)},
-		{"unknown instruction", "unsupported instruction", tinyModule(1, body([]byte{0xfb, 0x00}))},
-		{"reserved export", "reserves", withExport(interruptExport)},
-		{"body without end", "ends inside a block", buildWasm(true, nil, []wasmFunc{{name: "f", body: []byte{0x03, 0x40}}})},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := instrument(tc.wasm)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("instrument = %v, want an error containing %q", err, tc.want)
+	// The imports come from a module named env: function h, global g.
+	env := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+	env = append(env, section(1, []byte{0x60, 0x00, 0x00})...)
+	env = append(env, section(3, []byte{0x00})...)
+	env = append(env, section(6, []byte{0x7f, 0x00, 0x41, 0x00, 0x0b})...)
+	env = append(env, section(7, append(wasmName("h"), 0x00, 0x00), append(wasmName("g"), 0x03, 0x00))...)
+	env = append(env, section(10, []byte{0x02, 0x00, 0x0b})...)
+	ctx := context.Background()
+	for name, wasm := range map[string][]byte{"original": mod, "instrumented": out} {
+		t.Run(name, func(t *testing.T) {
+			rt := wazero.NewRuntime(ctx)
+			defer func() { _ = rt.Close(ctx) }()
+			if _, err := rt.InstantiateWithConfig(ctx, env, wazero.NewModuleConfig().WithName("env")); err != nil {
+				t.Fatal(err)
+			}
+			_, err := rt.NewHostModuleBuilder(interruptModule).NewFunctionBuilder().
+				WithGoFunction(api.GoFunc(interruptCheckFunc), nil, []api.ValueType{api.ValueTypeI32}).
+				Export(interruptCheck).Instantiate(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := rt.InstantiateWithConfig(ctx, wasm, wazero.NewModuleConfig().WithName("m"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := m.ExportedFunction("run").Call(ctx)
+			if err != nil || len(res) != 1 || res[0] != 14 {
+				t.Fatalf("run() = %v, %v; want 14", res, err)
 			}
 		})
 	}
@@ -101,6 +118,31 @@ func TestInstrument_goPluginsBehaveTheSame(t *testing.T) {
 	}
 	if !bytes.Equal(outs[0], outs[1]) {
 		t.Fatalf("instrumented output differs:\n%s\n%s", outs[0], outs[1])
+	}
+}
+
+// TestInterrupt_everyPLooping runs more looping guests at once than there
+// are Ps: compiled code cannot be preempted, so a stop that waited for a
+// timer goroutine would never come (the first version of the interrupt
+// hung the e2e suite this way). Each must stop at its own deadline.
+func TestInterrupt_everyPLooping(t *testing.T) {
+	n := runtime.GOMAXPROCS(0) + 2
+	h := newTestHost(t, Options{CallTimeout: 300 * time.Millisecond, PoolSize: n})
+	m := load(t, h, tinyModule(1, body(instrLoopForever, instrUnreachable)))
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := m.Sanitize(context.Background(), []byte(`{}`), nil, CallContext{})
+			errs <- err
+		}()
+	}
+	for range n {
+		select {
+		case err := <-errs:
+			wantReason(t, err, ReasonTimeout)
+		case <-time.After(generous):
+			t.Fatalf("%d looping guests on %d Ps: a call did not return", n, runtime.GOMAXPROCS(0))
+		}
 	}
 }
 

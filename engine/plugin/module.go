@@ -289,7 +289,6 @@ func (m *Module) classify(inst *instance, err error, timedOut bool) *PluginError
 type instance struct {
 	mod                                api.Module
 	mem                                api.Memory
-	interrupt                          api.MutableGlobal // deadlineInterrupt only
 	abi, alloc, free, sanitize, layout api.Function
 	stderr                             *boundedBuffer
 	memLimit                           uint64
@@ -314,7 +313,7 @@ func (inst *instance) outOfMemory() bool {
 }
 
 func (inst *instance) abiVersion(ctx context.Context, opts Options) (uint32, error) {
-	g := newGuard(ctx, inst.interrupt, opts.CallTimeout, opts.deadline)
+	g := newGuard(ctx, opts.CallTimeout, opts.deadline)
 	res, err := inst.abi.Call(g.ctx)
 	g.stop()
 	if g.expired {
@@ -331,15 +330,14 @@ func (inst *instance) abiVersion(ctx context.Context, opts Options) (uint32, err
 func (inst *instance) run(ctx context.Context, m *Module, export string, input []byte) ([]byte, *PluginError) {
 	inst.stderr.Reset()
 	opts := m.host.opts
-	g := newGuard(ctx, inst.interrupt, opts.CallTimeout, opts.deadline)
+	g := newGuard(ctx, opts.CallTimeout, opts.deadline)
 	out, perr := inst.runGuarded(g, m, export, input)
 	g.stop()
 	if perr != nil && perr.Reason != ReasonPluginFailed {
 		inst.dead.Store(true)
 	}
 	if g.expired {
-		// The deadline passed, perhaps just as the call returned: the
-		// instance's interrupt is raised, or its module closed.
+		// Stopped, or (wazero's context mode) closed as the call returned.
 		inst.dead.Store(true)
 	}
 	return out, perr
