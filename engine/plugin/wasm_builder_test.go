@@ -19,30 +19,9 @@ type wasmFunc struct {
 // wasmImport is one imported function of type () -> ().
 type wasmImport struct{ module, name string }
 
-func uleb(v uint64) []byte {
-	var out []byte
-	for {
-		b := byte(v & 0x7f)
-		v >>= 7
-		if v != 0 {
-			out = append(out, b|0x80)
-			continue
-		}
-		return append(out, b)
-	}
-}
+func uleb(v uint64) []byte { return appendULEB(nil, v) }
 
-func sleb(v int64) []byte {
-	var out []byte
-	for {
-		b := byte(v & 0x7f)
-		v >>= 7
-		if (v == 0 && b&0x40 == 0) || (v == -1 && b&0x40 != 0) {
-			return append(out, b)
-		}
-		out = append(out, b|0x80)
-	}
-}
+func sleb(v int64) []byte { return appendSLEB(nil, v) }
 
 func wasmName(s string) []byte { return append(uleb(uint64(len(s))), s...) }
 
