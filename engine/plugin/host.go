@@ -367,26 +367,32 @@ func (m *Module) instantiate(ctx context.Context) (*instance, error) {
 	if opts.GrantRandom {
 		cfg = cfg.WithRandSource(rand.Reader)
 	}
-	mod, err := m.host.runtime.InstantiateModule(ctx, m.compiled, cfg)
+	// One guard bounds the module's start function (run by
+	// InstantiateModule) and _initialize together.
+	g := newGuard(ctx, opts.InitTimeout, opts.deadline)
+	mod, err := m.host.runtime.InstantiateModule(g.ctx, m.compiled, cfg)
 	if err != nil {
+		g.stop()
 		if mod != nil {
 			_ = mod.Close(context.Background())
 		}
-		return nil, m.classify(inst, fmt.Errorf("instantiating: %w", err), false)
-	}
-	inst.mod = mod
-	if init := mod.ExportedFunction("_initialize"); init != nil {
-		g := newGuard(ctx, opts.InitTimeout, opts.deadline)
-		_, err := init.Call(g.ctx)
-		g.stop()
 		if g.expired {
 			err = g.stopped()
 		}
-		if err != nil {
-			perr := m.classify(inst, fmt.Errorf("instantiating: _initialize: %w", err), g.expired)
-			inst.close()
-			return nil, perr
-		}
+		return nil, m.classify(inst, fmt.Errorf("instantiating: %w", err), g.expired)
+	}
+	inst.mod = mod
+	if init := mod.ExportedFunction("_initialize"); init != nil {
+		_, err = init.Call(g.ctx)
+	}
+	g.stop()
+	if g.expired {
+		err = g.stopped()
+	}
+	if err != nil {
+		perr := m.classify(inst, fmt.Errorf("instantiating: _initialize: %w", err), g.expired)
+		inst.close()
+		return nil, perr
 	}
 	inst.mem = mod.Memory()
 	inst.abi = mod.ExportedFunction(exportABIVersion)

@@ -146,6 +146,28 @@ func TestInterrupt_everyPLooping(t *testing.T) {
 	}
 }
 
+// TestInterrupt_startFunctionLoops: a module whose WebAssembly start
+// function loops forever is stopped at the init timeout, not left running.
+func TestInterrupt_startFunctionLoops(t *testing.T) {
+	mod := buildWasm(true, nil, []wasmFunc{
+		{name: "reverser_abi_version", results: []byte{i32}, body: body(i32Const(1))},
+		{name: "alloc", params: []byte{i32}, results: []byte{i32}, body: body(i32Const(1024))},
+		{name: "sanitize", params: []byte{i32, i32}, results: []byte{i64}, body: body(i64Const(0))},
+		{name: "spin", body: body(instrLoopForever)},
+	})
+	sections, err := splitSections(mod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := sections[len(sections)-1].start - 2 // the code section's id and one-byte size
+	mod = append(append(append([]byte{}, mod[:code]...), 0x08, 0x01, 0x03), mod[code:]...)
+	for _, mode := range []deadlineMode{deadlineInterrupt, deadlineContext} {
+		h := newTestHost(t, Options{InitTimeout: 300 * time.Millisecond, deadline: mode})
+		_, err := h.Load(context.Background(), mod, digestOf(mod))
+		wantReason(t, err, ReasonTimeout)
+	}
+}
+
 // TestInterrupt_deadlineDuringGoLoop stops a Go guest spinning in a loop
 // without calls, the case wazero cannot stop without its own checks.
 func TestInterrupt_deadlineDuringGoLoop(t *testing.T) {
