@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
@@ -222,9 +223,58 @@ func (b *Batcher) apply(ctx context.Context, c change.Change, r *rules.Rule, t *
 			"namespace", c.Namespace, "name", c.Name)
 		return
 	}
-	for _, s := range t.sessions.add(c.User, f, time.Now()) {
+	now := time.Now()
+	if old := t.place(placementOf(r, c), f); old != "" {
+		// The layout moved the object: its old file goes in the same
+		// commit, so the repository never holds it twice.
+		for _, s := range t.sessions.add(c.User, fileChange{path: old, delete: true, movedFrom: true}, now) {
+			t.commit(ctx, s, b.opts.Log)
+		}
+	}
+	for _, s := range t.sessions.add(c.User, f, now) {
 		t.commit(ctx, s, b.opts.Log)
 	}
+}
+
+// placementKey identifies what one rule writes for one object.
+type placementKey struct {
+	rule      rules.Key
+	resource  schema.GroupVersionResource
+	namespace string
+	name      string
+}
+
+func placementOf(r *rules.Rule, c change.Change) placementKey {
+	return placementKey{rule: r.Key, resource: c.Resource, namespace: c.Namespace, name: c.Name}
+}
+
+// place records where f puts its object and returns the object's previous
+// path when the layout moved it there and no other rule's object still
+// lives at it (two rules may write one object to one path); "" otherwise.
+// It knows what this process wrote: a move across a restart leaves the
+// old file.
+func (t *target) place(k placementKey, f fileChange) (moved string) {
+	if t.placed == nil {
+		t.placed, t.holders = map[placementKey]string{}, map[string]int{}
+	}
+	old, had := t.placed[k]
+	if had && old == f.path && !f.delete {
+		return ""
+	}
+	if had {
+		delete(t.placed, k)
+		if t.holders[old]--; t.holders[old] <= 0 {
+			delete(t.holders, old)
+			if old != f.path {
+				moved = old
+			}
+		}
+	}
+	if !f.delete {
+		t.placed[k] = f.path
+		t.holders[f.path]++
+	}
+	return moved
 }
 
 // deferredChange is a change whose target could not be opened yet.
@@ -391,6 +441,10 @@ type target struct {
 	unpushed int
 	firstUnp time.Time
 	lastSync time.Time
+	// placed is the path each rule last wrote each object to, holders how
+	// many placements point at a path (see place).
+	placed  map[placementKey]string
+	holders map[string]int
 }
 
 func (t *target) commit(ctx context.Context, s *session, log logr.Logger) {

@@ -194,6 +194,11 @@ func (b *Batcher) writeSnapshot(ctx context.Context, r *rules.Rule, objs map[sch
 					"resource", res.GVR.String(), "namespace", obj.GetNamespace(), "name", obj.GetName())
 				continue
 			}
+			if old := t.place(placementOf(r, c), f); old != "" {
+				if _, written := files[old]; !written {
+					files[old] = fileChange{path: old, delete: true, movedFrom: true}
+				}
+			}
 			files[f.path] = f
 		}
 	}
@@ -218,7 +223,7 @@ func (b *Batcher) writeSnapshot(ctx context.Context, r *rules.Rule, objs map[sch
 		req.Author.Name = "gitops-reverser"
 	}
 	for _, p := range paths {
-		req.Changes = append(req.Changes, gitstore.FileChange{Path: p, Content: files[p].content})
+		req.Changes = append(req.Changes, gitstore.FileChange{Path: p, Content: files[p].content, Delete: files[p].delete})
 	}
 	h, err := t.writer.Commit(ctx, req)
 	switch {

@@ -14,6 +14,9 @@ type fileChange struct {
 	// summary is one line for the commit message, e.g.
 	// "UPDATE configmaps shop/cms".
 	summary string
+	// movedFrom marks the removal of an object's old path after its layout
+	// moved it; it is not a change of its own in the message.
+	movedFrom bool
 }
 
 // session is one author's open burst of changes to one target.
@@ -35,7 +38,9 @@ func (s *session) add(f fileChange, now time.Time) {
 		s.order = append(s.order, f.path)
 	}
 	s.files[f.path] = f
-	s.changes = append(s.changes, f.summary)
+	if !f.movedFrom { // a moved object's old path rides along unlisted
+		s.changes = append(s.changes, f.summary)
+	}
 	s.last = now
 }
 

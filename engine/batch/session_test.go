@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gitops-reverser/gitops-reverser/engine/change"
+	"github.com/gitops-reverser/gitops-reverser/engine/rules"
 )
 
 func TestSessions_add_closesOtherAuthorsSessionOnSharedPath(t *testing.T) {
@@ -75,5 +76,35 @@ func TestAuthorOf_mappingAndDomain(t *testing.T) {
 		if got.Name != tt.wantName || got.Email != tt.wantEmail {
 			t.Errorf("authorOf(%q) = %+v, want %s <%s>", tt.user, got, tt.wantName, tt.wantEmail)
 		}
+	}
+}
+
+func TestTarget_place_movesAndSharedPaths(t *testing.T) {
+	tg := &target{}
+	ruleA := placementKey{rule: rules.Key{Kind: rules.KindWatchRule, Namespace: "shop", Name: "a"}, namespace: "shop", name: "web"}
+	ruleB := ruleA
+	ruleB.rule.Name = "b"
+	steps := []struct {
+		name  string
+		key   placementKey
+		f     fileChange
+		moved string
+	}{
+		{"first write", ruleA, fileChange{path: "p1.yaml"}, ""},
+		{"same path again", ruleA, fileChange{path: "p1.yaml"}, ""},
+		{"layout moves the object", ruleA, fileChange{path: "p2.yaml"}, "p1.yaml"},
+		{"another rule writes the same object to the same path", ruleB, fileChange{path: "p2.yaml"}, ""},
+		{"a move leaves a path another rule still holds", ruleA, fileChange{path: "p3.yaml"}, ""},
+		{"delete at the placed path", ruleA, fileChange{path: "p3.yaml", delete: true}, ""},
+		{"delete elsewhere also removes the placed path", ruleB, fileChange{path: "p9.yaml", delete: true}, "p2.yaml"},
+		{"after a delete the object starts afresh", ruleA, fileChange{path: "p4.yaml"}, ""},
+	}
+	for _, s := range steps {
+		if got := tg.place(s.key, s.f); got != s.moved {
+			t.Fatalf("%s: place = %q, want %q", s.name, got, s.moved)
+		}
+	}
+	if len(tg.holders) != 1 || tg.holders["p4.yaml"] != 1 {
+		t.Fatalf("holders = %v, want only p4.yaml once", tg.holders)
 	}
 }

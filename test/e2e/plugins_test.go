@@ -153,6 +153,17 @@ var _ = Describe("WASM plugins", func() {
 		Expect(yaml.Unmarshal([]byte(f.file(p)), &dep)).To(Succeed())
 		Expect(dep.Labels).To(Equal(map[string]string{"team": "payments", "scratch": "yes"}))
 		Expect(f.authorsOf(p)[0]).To(Equal("bob"))
+
+		// A new team label moves the object: the file appears at the
+		// layout's new path and leaves the old one in the same commit.
+		mustKubectl("carol", "-n", f.ns, "label", "deployment", "web", "team=checkout", "--overwrite")
+		moved := "cluster/teams/checkout/" + f.ns + "/deployment/web.yaml"
+		Eventually(func() string { return f.file(moved) }).Should(ContainSubstring("team: checkout"))
+		Expect(f.file(p)).To(BeEmpty())
+		Expect(gitSrv.ListFiles(f.repo, "main")).NotTo(ContainElement(p))
+		last := f.commitsTouching(moved)[0]
+		Expect(last.AuthorName).To(Equal("carol"))
+		Expect(f.commitsTouching(p)[0].Hash).To(Equal(last.Hash))
 	})
 
 	DescribeTable("contains a hostile module: nothing written, a clear condition, the webhook keeps answering",
