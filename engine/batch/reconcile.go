@@ -43,6 +43,14 @@ func (b *Batcher) snapshotRules(ctx context.Context) {
 	if b.opts.Index == nil || b.opts.Lister == nil {
 		return
 	}
+	// Changes already queued happened before the listing below: they go
+	// first, with their authors. The snapshot margin only covers changes
+	// younger than itself, and a batcher busy for longer (a rule whose
+	// module times out on every object) would otherwise let a snapshot
+	// write them as its own.
+	for n := len(b.queue); n > 0; n-- {
+		b.handle(ctx, <-b.queue)
+	}
 	if b.snapshotted == nil {
 		b.snapshotted = map[rules.Key]int64{}
 	}
@@ -182,9 +190,20 @@ func (b *Batcher) writeSnapshot(ctx context.Context, r *rules.Rule, objs map[sch
 					continue
 				}
 			}
+			if b.breakers == nil {
+				b.breakers = breakers{}
+			}
+			if _, open := b.breakers.open(r, now); open {
+				continue // failing closed, without spending a deadline per object
+			}
 			f, err := render(ctx, c, r, t.spec)
 			if errors.Is(err, transform.ErrSkipped) {
 				continue
+			}
+			var me *moduleError
+			if errors.As(err, &me) {
+				moduleErrors.WithLabelValues(me.module).Inc()
+				b.breakers.record(r, me, time.Now())
 			}
 			if err != nil {
 				// The same failure a change would meet: fail closed for
