@@ -13,7 +13,9 @@
 //
 // Modules follow ABI v1 (plugins/README.md). They run in wazero, compiled once
 // per digest through a compilation cache, in a small pool of warm instances
-// with capped memory and a deadline on every call. They get no filesystem,
+// with capped memory and a deadline on every call, which a check compiled
+// into every loop enforces (interrupt.go: the module is rewritten before
+// compilation). They get no filesystem,
 // no network, a fake clock and a deterministic random source unless Options
 // grant the real ones. An instance that trapped, timed out, ran out of memory
 // or produced bad output is closed, never reused; every such failure is a
