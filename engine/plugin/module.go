@@ -86,9 +86,12 @@ func (m *Module) HasLayout() bool { return m.hasLayout }
 // closes the module's instances.
 func (m *Module) Release(ctx context.Context) { m.host.release(ctx, m) }
 
-// Sanitize runs the module's sanitizer on object (a JSON object) with the
-// rule's settings (JSON, or nil) and returns the sanitized object, which is
-// always a JSON object. Errors are *PluginError.
+// Sanitize runs the module's sanitizer on object with the rule's settings
+// (JSON, or nil) and returns the sanitized object, which is always a valid
+// JSON object. object must be a valid JSON object, such as encoding/json's
+// output or another module's checked output: only its braces are checked
+// here, and a broken object can only fail this call. Errors are
+// *PluginError.
 func (m *Module) Sanitize(ctx context.Context, object, settings []byte, cc CallContext) ([]byte, error) {
 	if !m.hasSanitize {
 		return nil, newError(m.digest, ReasonMissingExport, "module does not export %q", exportSanitize)
