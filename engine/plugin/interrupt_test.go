@@ -4,7 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"runtime"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -257,4 +263,124 @@ func boundedVectors(wasm []byte) bool {
 		r.off += int(size)
 	}
 	return true
+}
+
+// TestInstrument_specTestModules instruments the WebAssembly 2.0 spec test
+// modules that ship with wazero: every one wazero compiles must instrument
+// and compile again. They cover every instruction and section encoding of
+// the feature set the host enables.
+func TestInstrument_specTestModules(t *testing.T) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/tetratelabs/wazero").Output()
+	if err != nil {
+		t.Fatalf("locating wazero's module: %v", err)
+	}
+	dir := filepath.Join(strings.TrimSpace(string(out)), "internal", "integration_test", "spectest", "v2", "testdata")
+	files, err := filepath.Glob(filepath.Join(dir, "*.wasm"))
+	if err != nil || len(files) < 1000 {
+		t.Fatalf("found %d spec test modules in %s (%v)", len(files), dir, err)
+	}
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer func() { _ = rt.Close(ctx) }()
+	accepted, ran := 0, 0
+	for _, f := range files {
+		wasm, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm, err := rt.CompileModule(ctx, wasm)
+		if err != nil {
+			continue // a spec test of a module that must be refused
+		}
+		_ = cm.Close(ctx)
+		accepted++
+		inst, err := instrument(wasm)
+		if err != nil {
+			t.Errorf("%s: wazero accepts it, instrument does not: %v", filepath.Base(f), err)
+			continue
+		}
+		cm, err = rt.CompileModule(ctx, inst)
+		if err != nil {
+			t.Errorf("%s: wazero refuses the instrumented module: %v", filepath.Base(f), err)
+			continue
+		}
+		imports := len(cm.ImportedFunctions()) + len(cm.ImportedMemories())
+		_ = cm.Close(ctx)
+		// Only interrupt_check imported: the module runs on its own. Under
+		// the race detector every third such module runs, to keep
+		// make test within its time.
+		if imports == 1 && (!raceEnabled || accepted%3 == 0) {
+			if a, b := runExports(t, wasm, false), runExports(t, inst, true); a != b {
+				before, after := strings.Split(a, "\n"), strings.Split(b, "\n")
+				for i := range min(len(before), len(after)) {
+					if strings.HasSuffix(before[i], stillRunning) || strings.HasSuffix(after[i], stillRunning) {
+						break // a deep recursion may outlast the bound on one side: no verdict
+					}
+					if before[i] != after[i] {
+						t.Errorf("%s: exports behave differently after instrumentation: %q, before: %q", filepath.Base(f), after[i], before[i])
+						break
+					}
+				}
+			}
+			ran++
+		}
+	}
+	t.Logf("%d of %d spec test modules compile, all instrument and compile again; %d without imports ran the same", accepted, len(files), ran)
+}
+
+// stillRunning marks a call runExports stopped.
+const stillRunning = "still running after 1s"
+
+// firstLine is an error's first line without function indices, which
+// instrumentation moves ("start function[1] failed").
+func firstLine(err error) string {
+	return funcIndex.ReplaceAllString(strings.SplitN(err.Error(), "\n", 2)[0], "function[]")
+}
+
+var funcIndex = regexp.MustCompile(`function\[\d+\]`)
+
+// runExports instantiates wasm and calls each exported function, in name
+// order, with zero arguments, returning one line per call: the results'
+// bits, or the first line of the error. Calls are bounded (wazero's context
+// checks for the original, the interrupt for the instrumented module).
+func runExports(t *testing.T, wasm []byte, instrumented bool) string {
+	ctx := context.Background()
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(!instrumented))
+	defer func() { _ = rt.Close(ctx) }()
+	_, err := rt.NewHostModuleBuilder(interruptModule).NewFunctionBuilder().
+		WithGoFunction(api.GoFunc(interruptCheckFunc), nil, []api.ValueType{api.ValueTypeI32}).
+		Export(interruptCheck).Instantiate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := rt.InstantiateWithConfig(ctx, wasm, wazero.NewModuleConfig().WithName("m").WithStartFunctions())
+	if err != nil {
+		return "instantiate: " + firstLine(err)
+	}
+	var names []string
+	for name := range mod.ExportedFunctionDefinitions() {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, name := range names {
+		fn := mod.ExportedFunction(name)
+		mode := deadlineContext
+		if instrumented {
+			mode = deadlineInterrupt
+		}
+		g := newGuard(ctx, time.Second, mode)
+		res, err := fn.Call(g.ctx, make([]uint64, len(fn.Definition().ParamTypes()))...)
+		g.stop()
+		switch {
+		case g.expired:
+			b.WriteString(name + ": " + stillRunning + "\n")
+			return b.String() // the instance is closed or stopped
+		case err != nil:
+			fmt.Fprintf(&b, "%s: %s\n", name, firstLine(err))
+		default:
+			fmt.Fprintf(&b, "%s: %v\n", name, res)
+		}
+	}
+	return b.String()
 }
