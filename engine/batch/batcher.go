@@ -96,7 +96,7 @@ func New(opts Options) *Batcher {
 		opts.RetryInterval = 5 * time.Second
 	}
 	return &Batcher{opts: opts, queue: make(chan change.Change, opts.QueueSize),
-		forget: make(chan types.NamespacedName, 64), targets: map[types.NamespacedName]*target{}}
+		forget: make(chan types.NamespacedName, 64), targets: map[types.NamespacedName]*target{}, breakers: breakers{}}
 }
 
 // Record queues a confirmed change.
@@ -181,9 +181,6 @@ func (b *Batcher) handle(ctx context.Context, c change.Change) {
 // apply renders one rule's view of a change and adds it to its author's
 // session.
 func (b *Batcher) apply(ctx context.Context, c change.Change, r *rules.Rule, t *target) {
-	if b.breakers == nil {
-		b.breakers = breakers{}
-	}
 	if tr, open := b.breakers.open(r, time.Now()); open {
 		// Fail closed at once: the object is not written, as if the
 		// module had failed again, without spending its deadline.
@@ -201,10 +198,7 @@ func (b *Batcher) apply(ctx context.Context, c change.Change, r *rules.Rule, t *
 	if errors.Is(err, transform.ErrSkipped) {
 		return
 	}
-	var me *moduleError
-	if errors.As(err, &me) {
-		moduleErrors.WithLabelValues(me.module).Inc()
-		b.breakers.record(r, me, time.Now())
+	if me := b.moduleFailed(r, err); me != nil {
 		if b.opts.Health != nil {
 			b.opts.Health.Fail(r.Key, rules.Failure{Module: me.module, Reason: me.reason, Message: me.Error(),
 				Generation: r.Generation, When: time.Now()})
@@ -234,6 +228,18 @@ func (b *Batcher) apply(ctx context.Context, c change.Change, r *rules.Rule, t *
 	for _, s := range t.sessions.add(c.User, f, now) {
 		t.commit(ctx, s, b.opts.Log)
 	}
+}
+
+// moduleFailed counts a module's failure and feeds the rule's breaker; it
+// returns the failure, or nil when err is not a module's.
+func (b *Batcher) moduleFailed(r *rules.Rule, err error) *moduleError {
+	var me *moduleError
+	if !errors.As(err, &me) {
+		return nil
+	}
+	moduleErrors.WithLabelValues(me.module).Inc()
+	b.breakers.record(r, me, time.Now())
+	return me
 }
 
 // placementKey identifies what one rule writes for one object.

@@ -190,9 +190,6 @@ func (b *Batcher) writeSnapshot(ctx context.Context, r *rules.Rule, objs map[sch
 					continue
 				}
 			}
-			if b.breakers == nil {
-				b.breakers = breakers{}
-			}
 			if _, open := b.breakers.open(r, now); open {
 				continue // failing closed, without spending a deadline per object
 			}
@@ -200,11 +197,7 @@ func (b *Batcher) writeSnapshot(ctx context.Context, r *rules.Rule, objs map[sch
 			if errors.Is(err, transform.ErrSkipped) {
 				continue
 			}
-			var me *moduleError
-			if errors.As(err, &me) {
-				moduleErrors.WithLabelValues(me.module).Inc()
-				b.breakers.record(r, me, time.Now())
-			}
+			b.moduleFailed(r, err)
 			if err != nil {
 				// The same failure a change would meet: fail closed for
 				// this object, the rule says why on its next change.

@@ -86,6 +86,26 @@ func BenchmarkDeadline(b *testing.B) {
 	}
 }
 
+// BenchmarkLoad_coldCache loads the strip module into a fresh host with an
+// empty cache: decode, instrument, compile, instantiate, ABI check.
+func BenchmarkLoad_coldCache(b *testing.B) {
+	wasm := goPlugin(b, pkgStrip)
+	digest := digestOf(wasm)
+	ctx := context.Background()
+	for b.Loop() {
+		h, err := NewHost(ctx, Options{CacheDir: b.TempDir()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := h.Load(ctx, wasm, digest)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.Release(ctx)
+		_ = h.Close(ctx)
+	}
+}
+
 // BenchmarkLoad_warmCache loads a compiled-before module into a fresh host
 // (disk: as after a restart, decode + validate + deserialize from the on-disk
 // cache) and into the same host after its last release (memory: the kept

@@ -46,7 +46,9 @@ type guard struct {
 	deadline time.Time
 	ctx      context.Context
 	cancel   context.CancelFunc
-	hit      atomic.Bool
+	// hit is set by due. wazero runs host functions on the calling
+	// goroutine, so the guard is only ever used by one goroutine.
+	hit bool
 	// expired is set by stop: whether the deadline or the caller's
 	// cancellation stopped the call.
 	expired bool
@@ -69,14 +71,10 @@ func newGuard(ctx context.Context, timeout time.Duration, mode deadlineMode) *gu
 // due is interrupt_check's answer, on the guest's goroutine: whether the
 // call must stop.
 func (g *guard) due() bool {
-	if g.hit.Load() {
-		return true
+	if !g.hit && (g.parent.Err() != nil || !time.Now().Before(g.deadline)) {
+		g.hit = true
 	}
-	if g.parent.Err() != nil || !time.Now().Before(g.deadline) {
-		g.hit.Store(true)
-		return true
-	}
-	return false
+	return g.hit
 }
 
 // interruptCheckFunc implements the interrupt_check import: 1 stops the
@@ -92,7 +90,7 @@ func interruptCheckFunc(ctx context.Context, stack []uint64) {
 // fired reports, during a call, whether the deadline or the caller's
 // cancellation has stopped it.
 func (g *guard) fired() bool {
-	return g.hit.Load() || (g.cancel != nil && g.ctx.Err() != nil)
+	return g.hit || (g.cancel != nil && g.ctx.Err() != nil)
 }
 
 // stopped describes a call the guard stopped: the caller's cancellation, or
