@@ -143,6 +143,14 @@ func (b *Batcher) Start(ctx context.Context) error {
 func (b *Batcher) handle(ctx context.Context, c change.Change) {
 	pd := policyDecider{c: c}
 	for _, r := range c.Rules {
+		if !c.Observed.IsZero() && c.Observed.Before(r.Active) {
+			// Seen before the rule existed (the watch held it for the
+			// webhook's claim while the rule arrived): the rule's
+			// snapshot records the object, not this change.
+			b.opts.Log.V(1).Info("change predates the rule; left to its snapshot", "rule", r.Key.String(),
+				"resource", c.Resource.String(), "namespace", c.Namespace, "name", c.Name)
+			continue
+		}
 		if r.Policy != nil {
 			d, err := pd.decide(ctx, r.Policy)
 			switch {

@@ -113,3 +113,53 @@ func TestBatcher_Start_keepsChangesWhileTheRemoteIsDown(t *testing.T) {
 		t.Fatalf("%v changes still wait", got)
 	}
 }
+
+// TestBatcher_handle_leavesChangesBeforeTheRuleToItsSnapshot: a change the
+// watch saw before the rule entered the index is not the rule's; one seen
+// after it is committed.
+func TestBatcher_handle_leavesChangesBeforeTheRuleToItsSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	remote := filepath.Join(dir, "remote.git")
+	gitCLI(t, "init", "-q", "--bare", "-b", "main", remote)
+	b := New(Options{Targets: &switchableTargets{url: remote}, WorkDir: filepath.Join(dir, "work"),
+		Tick: 10 * time.Millisecond, RetryInterval: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+
+	active := time.Now()
+	rule := &rules.Rule{Key: rules.Key{Kind: rules.KindWatchRule, Namespace: "shop", Name: "r"},
+		Target: types.NamespacedName{Namespace: "shop", Name: "history"}, Active: active}
+	record := func(name string, observed time.Time) {
+		b.Record(ctx, change.Change{
+			Operation: v1alpha1.OperationCreate, Resource: schema.GroupVersionResource{Version: "v1", Resource: "configmaps"},
+			Namespace: "shop", Name: name, Object: &unstructured.Unstructured{Object: map[string]any{
+				"apiVersion": "v1", "kind": "ConfigMap",
+				"metadata": map[string]any{"name": name, "namespace": "shop"},
+				"data":     map[string]any{"v": name},
+			}},
+			User: change.User{Username: "alice"}, Rules: []*rules.Rule{rule}, Observed: observed,
+		})
+	}
+	record("before", active.Add(-time.Second))
+	record("after", active.Add(time.Second))
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := exec.Command("git", "--git-dir", remote, "ls-tree", "-r", "--name-only", "main").CombinedOutput()
+		if err == nil && strings.Contains(string(out), "after.yaml") {
+			if strings.Contains(string(out), "before.yaml") {
+				t.Fatalf("a change seen before the rule was committed:\n%s", out)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the change seen after the rule never reached the remote: %v %s", err, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

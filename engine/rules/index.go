@@ -5,6 +5,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -76,6 +77,10 @@ type Rule struct {
 	// Layout is the rule's WASM layout module; nil uses the default
 	// layout.
 	Layout *ModuleUse
+	// Active is when the rule first entered the index, kept across updates
+	// of the same rule; Upsert sets it. Changes the watch saw before it
+	// are not the rule's: its snapshot records the state it found.
+	Active time.Time
 }
 
 // ModuleUse is a loaded WASM module with the settings this rule gives it.
@@ -144,6 +149,11 @@ func NewIndex() *Index {
 // Upsert adds or replaces a rule.
 func (ix *Index) Upsert(r *Rule) {
 	ix.write(func(rules map[Key]*Rule) bool {
+		if old, ok := rules[r.Key]; ok {
+			r.Active = old.Active
+		} else {
+			r.Active = time.Now()
+		}
 		rules[r.Key] = r
 		return true
 	})

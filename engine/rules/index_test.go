@@ -157,3 +157,24 @@ func BenchmarkIndex_Match(b *testing.B) {
 		}
 	}
 }
+
+func TestIndex_Upsert_keepsActivationAcrossUpdates(t *testing.T) {
+	ix := NewIndex()
+	first := rule(KindWatchRule, "shop", "cms", configmaps)
+	ix.Upsert(first)
+	if first.Active.IsZero() {
+		t.Fatal("Upsert did not stamp the new rule's activation")
+	}
+	update := rule(KindWatchRule, "shop", "cms", configmaps)
+	update.Generation = 2
+	ix.Upsert(update)
+	if !update.Active.Equal(first.Active) {
+		t.Fatalf("an update moved the activation from %v to %v", first.Active, update.Active)
+	}
+	ix.Delete(first.Key)
+	again := rule(KindWatchRule, "shop", "cms", configmaps)
+	ix.Upsert(again)
+	if !again.Active.After(first.Active) {
+		t.Fatalf("a re-created rule kept the old activation %v", again.Active)
+	}
+}
