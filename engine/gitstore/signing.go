@@ -11,6 +11,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/hiddeco/sshsig"
 	"golang.org/x/crypto/ssh"
 )
@@ -33,6 +34,15 @@ const sshNamespace = "git"
 // header. Its method set is go-git's git.Signer.
 type Signer interface {
 	Sign(message io.Reader) ([]byte, error)
+}
+
+// Credentials are what a target's Secrets give its Writer: how to
+// authenticate to the remote, and the key that signs commits.
+type Credentials struct {
+	// Auth authenticates fetch and push; nil for none.
+	Auth transport.AuthMethod
+	// Signer signs commits; nil leaves them unsigned.
+	Signer Signer
 }
 
 // KeySigner is a Signer holding one private key, OpenPGP or SSH.

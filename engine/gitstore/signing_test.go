@@ -354,3 +354,25 @@ func TestWriter_Commit_otherKeyDoesNotVerify(t *testing.T) {
 		t.Errorf("git verify-commit accepted the commit with another key:\n%s", out)
 	}
 }
+
+func TestCheckRemote_CheckRemote_createBranchSignsRootCommit(t *testing.T) {
+	requireTool(t, "ssh-keygen")
+	k := newSSHKey(t, "ed25519", "")
+	signer, err := ParseSigningKey(k.private, nil)
+	if err != nil {
+		t.Fatalf("ParseSigningKey: %v", err)
+	}
+	srv := remoteTestServer(t)
+	url := srv.HTTPURL("empty.git")
+	auth, err := AuthFromSecret(url, httpSecret(srv))
+	if err != nil {
+		t.Fatalf("AuthFromSecret: %v", err)
+	}
+	state, err := CheckRemote(remoteTestContext(t), RemoteSpec{URL: url, Branch: "main", CreateBranch: true, Signer: signer}, auth)
+	if err != nil || !state.BranchCreated {
+		t.Fatalf("CheckRemote = %+v, %v; want the branch created", state, err)
+	}
+	if out, err := k.verifyCommit(srv.RepoPath("empty.git"), state.Head); err != nil {
+		t.Errorf("git verify-commit of the root commit: %v\n%s", err, out)
+	}
+}
