@@ -376,3 +376,128 @@ func TestCheckRemote_CheckRemote_createBranchSignsRootCommit(t *testing.T) {
 		t.Errorf("git verify-commit of the root commit: %v\n%s", err, out)
 	}
 }
+
+// BenchmarkWriter_Commit_signed measures what signing adds to a commit of
+// one file in a small in-memory repository:
+//
+//	go test -run '^$' -bench 'Commit_signed' -benchmem ./engine/gitstore/
+func BenchmarkWriter_Commit_signed(b *testing.B) {
+	keys := []struct {
+		name string
+		key  func(testing.TB) testKey
+	}{
+		{"unsigned", nil},
+		{"ssh-ed25519", func(tb testing.TB) testKey { return newSSHKey(tb, "ed25519", "") }},
+		{"ssh-rsa-2048", func(tb testing.TB) testKey { return newSSHKey(tb, "rsa", "") }},
+		{"openpgp-ed25519", func(tb testing.TB) testKey { return newOpenPGPKey(tb, "") }},
+	}
+	for _, k := range keys {
+		b.Run(k.name, func(b *testing.B) {
+			cfg := Config{URL: newBareRemote(b), Branch: "main", Committer: testCommitter()}
+			if k.key != nil {
+				tk := k.key(b)
+				s, err := ParseSigningKey(tk.private, tk.passphrase)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cfg.Signer = s
+			}
+			w, err := Open(context.Background(), cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = w.Close() })
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				_, err := w.Commit(context.Background(), CommitRequest{
+					Author:  Signature{Name: "alice"},
+					Message: "bench",
+					Changes: []FileChange{{Path: "ns/cm.yaml", Content: []byte(fmt.Sprintf("n: %d\n", i))}},
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestWriter_Push_toolMadeKeysVerify runs the key-creation steps of
+// docs/signing.md with the real ssh-keygen and gpg, signs with the keys they
+// made, and verifies as the doc tells a reviewer to.
+func TestWriter_Push_toolMadeKeysVerify(t *testing.T) {
+	requireGit(t)
+	tests := []struct {
+		name string
+		tool string
+		make func(t *testing.T, dir string) testKey
+	}{
+		{"ssh-keygen ed25519", "ssh-keygen", func(t *testing.T, dir string) testKey {
+			key := filepath.Join(dir, "reverser-signing")
+			if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-C", "gitops-reverser", "-N", "", "-f", key).CombinedOutput(); err != nil {
+				t.Fatalf("ssh-keygen: %v\n%s", err, out)
+			}
+			priv, err := os.ReadFile(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub, err := os.ReadFile(key + ".pub")
+			if err != nil {
+				t.Fatal(err)
+			}
+			allowed := filepath.Join(dir, "allowed_signers")
+			if err := os.WriteFile(allowed, []byte(`gitops-reverser namespaces="git" `+string(pub)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			// No gpg.format=ssh: git recognises an SSH signature by itself.
+			return testKey{private: priv, verifyArgs: []string{"-c", "gpg.ssh.allowedSignersFile=" + allowed}}
+		}},
+		{"gpg ed25519 with passphrase", "gpg", func(t *testing.T, _ string) testKey {
+			home, err := os.MkdirTemp("", "gpg")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				_ = exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
+				_ = os.RemoveAll(home)
+			})
+			gpg := func(args ...string) []byte {
+				cmd := exec.Command("gpg", append([]string{"--batch", "--pinentry-mode", "loopback", "--passphrase", "pw"}, args...)...)
+				cmd.Env = append(os.Environ(), "GNUPGHOME="+home)
+				var stdout, stderr bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &stdout, &stderr
+				if err := cmd.Run(); err != nil {
+					t.Fatalf("gpg %v: %v\n%s", args, err, stderr.String())
+				}
+				return stdout.Bytes()
+			}
+			gpg("--quick-gen-key", "gitops-reverser <gitops-reverser@cluster.local>", "ed25519", "sign", "never")
+			priv := gpg("--armor", "--export-secret-keys", "gitops-reverser@cluster.local")
+			return testKey{private: priv, passphrase: []byte("pw"), verifyEnv: []string{"GNUPGHOME=" + home}}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			requireTool(t, tt.tool)
+			k := tt.make(t, t.TempDir())
+			signer, err := SignerFromSecret(map[string][]byte{SecretKeySigningKey: k.private, SecretKeySigningPassphrase: k.passphrase})
+			if err != nil {
+				t.Fatalf("SignerFromSecret: %v", err)
+			}
+			remote := newBareRemote(t)
+			w, err := Open(context.Background(), Config{URL: remote, Branch: "main", Committer: testCommitter(), Signer: signer})
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			t.Cleanup(func() { _ = w.Close() })
+			h := commitFiles(t, w, "alice", "first", map[string]string{"a.yaml": "a: 1\n"})
+			if _, err := w.Push(context.Background()); err != nil {
+				t.Fatalf("Push: %v", err)
+			}
+			if out, err := k.verifyCommit(remote, h); err != nil {
+				t.Errorf("git verify-commit: %v\n%s", err, out)
+			}
+		})
+	}
+}
