@@ -24,7 +24,8 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/engine/gitstore"
 )
 
-// secretRefIndex indexes GitTargets by the name of their credentials Secret.
+// secretRefIndex indexes GitTargets by the names of their credentials and
+// signing Secrets.
 const secretRefIndex = ".spec.secretRef.name"
 
 // RemoteChecker checks that a GitTarget's remote answers with the
@@ -144,6 +145,8 @@ func (r *GitTargetReconciler) check(ctx context.Context, target *v1alpha1.GitTar
 	var ce *CheckError
 	if errors.As(err, &ce) {
 		return outcome{stalled: !ce.Retry, reason: ce.Reason, message: ce.Message}, RemoteResult{}, secretRV
+	} else if err != nil {
+		return outcome{reason: v1alpha1.ReasonInvalidSigningKey, message: err.Error()}, RemoteResult{}, secretRV
 	}
 	var sign gitstore.Signer // stays nil, not a nil *KeySigner, without a key
 	var signedBy string
