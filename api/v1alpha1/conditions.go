@@ -13,10 +13,14 @@ const (
 const (
 	// ReasonRemoteReachable: the remote answered and the branch exists.
 	ReasonRemoteReachable = "RemoteReachable"
-	// ReasonSecretNotFound: the credentials Secret does not exist.
+	// ReasonSecretNotFound: the credentials or the signing Secret does
+	// not exist.
 	ReasonSecretNotFound = "SecretNotFound"
 	// ReasonInvalidSecret: the Secret lacks keys the URL's scheme needs.
 	ReasonInvalidSecret = "InvalidSecret"
+	// ReasonInvalidSigningKey: the signing Secret lacks `signing.key`, or
+	// the key cannot be read, decrypted or used for signing.
+	ReasonInvalidSigningKey = "InvalidSigningKey"
 	// ReasonAuthenticationFailed: the remote refused the credentials.
 	ReasonAuthenticationFailed = "AuthenticationFailed"
 	// ReasonRepositoryNotFound: no repository answers at the URL.

@@ -41,6 +41,14 @@ type GitTargetSpec struct {
 	// +optional
 	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
 
+	// Signing signs every commit the operator makes (recorded changes,
+	// reconcile commits, commits replayed after a rejected push, a branch's
+	// first empty commit) with a key from a Secret, so that a reviewer can
+	// check with `git verify-commit` that history came from the operator.
+	// Without it commits are unsigned.
+	// +optional
+	Signing *SigningSpec `json:"signing,omitempty"`
+
 	// Commit sets the identities and message of the commits.
 	// +kubebuilder:default={}
 	// +optional
@@ -68,6 +76,17 @@ type LocalObjectReference struct {
 	// Name of the object.
 	// +kubebuilder:validation:MinLength=1
 	Name string `json:"name"`
+}
+
+// SigningSpec names the Secret that holds the commit signing key.
+type SigningSpec struct {
+	// SecretRef names a Secret in the GitTarget's namespace (it may be the
+	// one of spec.secretRef) with the key `signing.key`: an armored
+	// OpenPGP private key (-----BEGIN PGP PRIVATE KEY BLOCK-----) or an
+	// SSH private key (-----BEGIN OPENSSH PRIVATE KEY-----, or PEM RSA/EC),
+	// and `signing.passphrase` when that key is encrypted. The format is
+	// detected from the key; SSH signatures use git's namespace "git".
+	SecretRef LocalObjectReference `json:"secretRef"`
 }
 
 // CommitSpec sets who commits and how a commit message reads.
@@ -176,7 +195,9 @@ type GitTargetStatus struct {
 	LastCheckTime *metav1.Time `json:"lastCheckTime,omitempty"`
 
 	// SecretResourceVersion is the resourceVersion of the Secret used in
-	// the last check, so a change of the Secret triggers a new check.
+	// the last check (followed by ",<resourceVersion>" of the signing
+	// Secret when that is another Secret), so a change of either
+	// triggers a new check.
 	// +optional
 	SecretResourceVersion string `json:"secretResourceVersion,omitempty"`
 }

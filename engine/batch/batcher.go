@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -26,7 +25,7 @@ import (
 // TargetSource resolves a GitTarget and its credentials when a target's
 // writer is opened.
 type TargetSource interface {
-	Target(ctx context.Context, key types.NamespacedName) (*v1alpha1.GitTarget, transport.AuthMethod, error)
+	Target(ctx context.Context, key types.NamespacedName) (*v1alpha1.GitTarget, gitstore.Credentials, error)
 }
 
 // Options configure a Batcher.
@@ -387,7 +386,7 @@ func (b *Batcher) target(ctx context.Context, key types.NamespacedName) (*target
 	if t, ok := b.targets[key]; ok {
 		return t, nil
 	}
-	gt, auth, err := b.opts.Targets.Target(ctx, key)
+	gt, creds, err := b.opts.Targets.Target(ctx, key)
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +394,8 @@ func (b *Batcher) target(ctx context.Context, key types.NamespacedName) (*target
 	w, err := gitstore.Open(ctx, gitstore.Config{
 		URL:       spec.URL,
 		Branch:    spec.Branch,
-		Auth:      auth,
+		Auth:      creds.Auth,
+		Signer:    creds.Signer,
 		Dir:       path.Join(b.opts.WorkDir, key.Namespace, key.Name),
 		Committer: gitstore.Signature{Name: spec.Commit.CommitterName, Email: spec.Commit.CommitterEmail},
 	})

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/change"
+	"github.com/gitops-reverser/gitops-reverser/engine/gitstore"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
 )
 
@@ -33,7 +33,7 @@ func (s *switchableTargets) set(url string) {
 	s.url = url
 }
 
-func (s *switchableTargets) Target(_ context.Context, key types.NamespacedName) (*v1alpha1.GitTarget, transport.AuthMethod, error) {
+func (s *switchableTargets) Target(_ context.Context, key types.NamespacedName) (*v1alpha1.GitTarget, gitstore.Credentials, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return &v1alpha1.GitTarget{
@@ -44,7 +44,7 @@ func (s *switchableTargets) Target(_ context.Context, key types.NamespacedName) 
 			Sync:     v1alpha1.SyncSpec{PushInterval: metav1.Duration{Duration: 10 * time.Millisecond}, PushAfterCommits: 1},
 			Batching: v1alpha1.BatchingSpec{IdleTimeout: metav1.Duration{Duration: 10 * time.Millisecond}, MaxChanges: 10},
 		},
-	}, nil, nil
+	}, gitstore.Credentials{}, nil
 }
 
 func gitCLI(t *testing.T, args ...string) string {

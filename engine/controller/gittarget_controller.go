@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,15 +21,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
+	"github.com/gitops-reverser/gitops-reverser/engine/gitstore"
 )
 
-// secretRefIndex indexes GitTargets by the name of their credentials Secret.
+// secretRefIndex indexes GitTargets by the names of their credentials and
+// signing Secrets.
 const secretRefIndex = ".spec.secretRef.name"
 
 // RemoteChecker checks that a GitTarget's remote answers with the
-// credentials from its Secret (nil when the target has none).
+// credentials from its Secret (nil when the target has none); signer signs
+// a commit the check writes (nil: unsigned).
 type RemoteChecker interface {
-	CheckRemote(ctx context.Context, target *v1alpha1.GitTarget, secretData map[string][]byte) (RemoteResult, error)
+	CheckRemote(ctx context.Context, target *v1alpha1.GitTarget, secretData map[string][]byte, signer gitstore.Signer) (RemoteResult, error)
 }
 
 // RemoteResult is what a successful check found.
@@ -134,9 +138,23 @@ func (r *GitTargetReconciler) check(ctx context.Context, target *v1alpha1.GitTar
 		data = secret.Data
 		secretRV = secret.ResourceVersion
 	}
-	res, err := r.Checker.CheckRemote(ctx, target, data)
+	signer, signingRV, err := loadSigner(ctx, r.APIReader, target)
+	if signingRV != "" && signingRV != secretRV {
+		secretRV = strings.TrimPrefix(secretRV+","+signingRV, ",")
+	}
+	var ce *CheckError
+	if errors.As(err, &ce) {
+		return outcome{stalled: !ce.Retry, reason: ce.Reason, message: ce.Message}, RemoteResult{}, secretRV
+	} else if err != nil {
+		return outcome{reason: v1alpha1.ReasonInvalidSigningKey, message: err.Error()}, RemoteResult{}, secretRV
+	}
+	var sign gitstore.Signer // stays nil, not a nil *KeySigner, without a key
+	var signedBy string
+	if signer != nil {
+		sign, signedBy = signer, "; commits are signed with "+signer.String()
+	}
+	res, err := r.Checker.CheckRemote(ctx, target, data, sign)
 	if err != nil {
-		var ce *CheckError
 		if errors.As(err, &ce) {
 			return outcome{stalled: !ce.Retry, reason: ce.Reason, message: ce.Message}, res, secretRV
 		}
@@ -145,13 +163,13 @@ func (r *GitTargetReconciler) check(ctx context.Context, target *v1alpha1.GitTar
 	branch := target.Spec.Branch
 	if res.BranchCreated {
 		return outcome{ready: true, reason: v1alpha1.ReasonBranchCreated,
-			message: fmt.Sprintf("branch %q created at %s", branch, short(res.Head))}, res, secretRV
+			message: fmt.Sprintf("branch %q created at %s%s", branch, short(res.Head), signedBy)}, res, secretRV
 	}
 	msg := fmt.Sprintf("branch %q is at %s", branch, short(res.Head))
 	if res.Head == "" {
 		msg = fmt.Sprintf("branch %q is empty", branch)
 	}
-	return outcome{ready: true, reason: v1alpha1.ReasonRemoteReachable, message: msg}, res, secretRV
+	return outcome{ready: true, reason: v1alpha1.ReasonRemoteReachable, message: msg + signedBy}, res, secretRV
 }
 
 func short(hash string) string {
@@ -180,11 +198,7 @@ func (r *GitTargetReconciler) retryInterval() time.Duration {
 func (r *GitTargetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.GitTarget{}, secretRefIndex,
 		func(o client.Object) []string {
-			t := o.(*v1alpha1.GitTarget)
-			if t.Spec.SecretRef == nil {
-				return nil
-			}
-			return []string{t.Spec.SecretRef.Name}
+			return secretNames(o.(*v1alpha1.GitTarget))
 		}); err != nil {
 		return fmt.Errorf("indexing GitTargets by Secret: %w", err)
 	}

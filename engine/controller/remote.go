@@ -13,13 +13,13 @@ import (
 type GitRemoteChecker struct{}
 
 // CheckRemote implements RemoteChecker.
-func (GitRemoteChecker) CheckRemote(ctx context.Context, target *v1alpha1.GitTarget, secretData map[string][]byte) (RemoteResult, error) {
+func (GitRemoteChecker) CheckRemote(ctx context.Context, target *v1alpha1.GitTarget, secretData map[string][]byte, signer gitstore.Signer) (RemoteResult, error) {
 	auth, err := gitstore.AuthFromSecret(target.Spec.URL, secretData)
 	if err != nil {
 		return RemoteResult{}, toCheckError(err)
 	}
 	st, err := gitstore.CheckRemote(ctx, gitstore.RemoteSpec{
-		URL: target.Spec.URL, Branch: target.Spec.Branch, CreateBranch: target.Spec.CreateBranch,
+		URL: target.Spec.URL, Branch: target.Spec.Branch, CreateBranch: target.Spec.CreateBranch, Signer: signer,
 	}, auth)
 	if err != nil {
 		return RemoteResult{}, toCheckError(err)

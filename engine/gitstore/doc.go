@@ -13,6 +13,10 @@
 //   - CheckRemote lists the remote's refs without cloning, reports the
 //     branch head, and optionally creates a missing branch by a plain
 //     (never forced) push.
+//   - SignerFromSecret (signing.go) parses a signing Secret's OpenPGP or
+//     SSH private key; a Writer (Config.Signer) and CheckRemote
+//     (RemoteSpec.Signer) sign every commit they create with it, so that
+//     `git verify-commit` shows the operator made it.
 //
 // Every failure is a *RemoteError whose Reason equals a GitTarget
 // condition reason of api/v1alpha1 (AuthenticationFailed,

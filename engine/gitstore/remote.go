@@ -182,6 +182,9 @@ type RemoteSpec struct {
 	Branch string
 	// CreateBranch creates Branch when the remote lacks it.
 	CreateBranch bool
+	// Signer signs the root commit CreateBranch writes into an empty
+	// repository; nil leaves it unsigned.
+	Signer Signer
 }
 
 // RemoteState is what CheckRemote found.
@@ -301,7 +304,7 @@ func (c *remoteCheck) createBranch(ctx context.Context, refs map[plumbing.Refere
 	var objects []plumbing.Hash
 	base, ok := defaultBranchCommit(refs)
 	if !ok {
-		tree, root, err := writeRootCommit(storage, c.spec.Branch)
+		tree, root, err := writeRootCommit(storage, c.spec.Branch, c.spec.Signer)
 		if err != nil {
 			return plumbing.ZeroHash, false, c.fail(ReasonRemoteUnreachable, err)
 		}
@@ -388,9 +391,9 @@ func defaultBranchCommit(refs map[plumbing.ReferenceName]plumbing.Hash) (plumbin
 	return plumbing.ZeroHash, false
 }
 
-// writeRootCommit stores an empty tree and a parentless commit of it, and
-// returns both ids.
-func writeRootCommit(s *memory.Storage, branch string) (tree, commit plumbing.Hash, err error) {
+// writeRootCommit stores an empty tree and a parentless commit of it,
+// signed by signer unless it is nil, and returns both ids.
+func writeRootCommit(s *memory.Storage, branch string, signer Signer) (tree, commit plumbing.Hash, err error) {
 	treeObj := s.NewEncodedObject()
 	if err := (&object.Tree{}).Encode(treeObj); err != nil {
 		return tree, commit, fmt.Errorf("encode empty tree: %w", err)
@@ -404,6 +407,11 @@ func writeRootCommit(s *memory.Storage, branch string) (tree, commit plumbing.Ha
 		Committer: sig,
 		Message:   fmt.Sprintf("Initialize branch %s\n", branch),
 		TreeHash:  tree,
+	}
+	if signer != nil {
+		if err := signCommit(signer, c); err != nil {
+			return tree, commit, err
+		}
 	}
 	commitObj := s.NewEncodedObject()
 	if err := c.Encode(commitObj); err != nil {

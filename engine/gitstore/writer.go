@@ -87,6 +87,9 @@ type Config struct {
 	Committer Signature
 	// MaxPushAttempts bounds fetch-replay-push rounds in Push; 0 means 5.
 	MaxPushAttempts int
+	// Signer signs every commit the Writer creates, replayed ones
+	// included; nil leaves commits unsigned.
+	Signer Signer
 }
 
 // FileChange is the desired state of one file: its full content, or absent.
@@ -777,6 +780,11 @@ func (w *Writer) writeCommit(tree, parent plumbing.Hash, author object.Signature
 	}
 	if !parent.IsZero() {
 		c.ParentHashes = []plumbing.Hash{parent}
+	}
+	if w.cfg.Signer != nil {
+		if err := signCommit(w.cfg.Signer, c); err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("gitstore: %w", err)
+		}
 	}
 	obj := w.store.NewEncodedObject()
 	if err := c.Encode(obj); err != nil {
