@@ -170,6 +170,7 @@ func (s *ConfigSyncer) Sync(ctx context.Context) error {
 		return err
 	}
 	mismatch := s.verify(bundle)
+	s.remember(bundle)
 	want := s.desired(bundle)
 	var have admissionregistrationv1.ValidatingWebhookConfiguration
 	err = s.opts.Client.Get(ctx, client.ObjectKey{Name: s.opts.Name}, &have)
@@ -232,15 +233,28 @@ func (s *ConfigSyncer) verify(bundle []byte) error {
 	if err == nil {
 		err = VerifyServingCert(certPEM, bundle, s.host())
 	}
-	s.mu.Lock()
-	s.seen = append(append(append(s.seen[:0], bundle...), 0), certPEM...)
-	s.mu.Unlock()
 	if err != nil {
 		caMismatch.Set(1)
 		return fmt.Errorf("verifying %s: %w", s.opts.ServingCertFile, err)
 	}
 	caMismatch.Set(0)
 	return nil
+}
+
+// remember keeps what this sync read, for filesChanged.
+func (s *ConfigSyncer) remember(bundle []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seen = s.files(bundle)
+}
+
+// files is the CA bundle and the serving certificate, as one value.
+func (s *ConfigSyncer) files(bundle []byte) []byte {
+	var certPEM []byte
+	if s.opts.ServingCertFile != "" {
+		certPEM, _ = os.ReadFile(s.opts.ServingCertFile)
+	}
+	return append(append(append([]byte{}, bundle...), 0), certPEM...)
 }
 
 // filesChanged reports whether the CA bundle or the serving certificate
@@ -253,8 +267,7 @@ func (s *ConfigSyncer) filesChanged() bool {
 	if err != nil {
 		return true // the sync reports it
 	}
-	certPEM, _ := os.ReadFile(s.opts.ServingCertFile)
-	now := append(append(append([]byte{}, bundle...), 0), certPEM...)
+	now := s.files(bundle)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return !bytes.Equal(now, s.seen)

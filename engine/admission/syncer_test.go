@@ -190,6 +190,11 @@ func TestConfigSyncer_Sync_caBundleFollowsTheCertificate(t *testing.T) {
 	if err := os.WriteFile(caFile, rightCA, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Readiness checks (on any replica) do not hide the change from the
+	// leader's next file check.
+	if err := s.CheckServingCert(nil); err != nil {
+		t.Errorf("readiness check with the right CA: %v", err)
+	}
 	if !s.filesChanged() {
 		t.Error("a changed CA file went unnoticed")
 	}
