@@ -120,8 +120,9 @@ func NewConfigSyncer(opts SyncerOptions) (*ConfigSyncer, error) {
 // NeedLeaderElection is true: only the leader writes the configuration.
 func (s *ConfigSyncer) NeedLeaderElection() bool { return true }
 
-// Start syncs at once, after every change of the index, and every
-// ResyncInterval, until ctx ends. A failed sync is retried; Start returns
+// Start syncs at once, after every change of the index, every
+// ResyncInterval, and when the CA file or the serving certificate changed
+// (checked every 30 seconds), until ctx ends. A failed sync is retried; Start returns
 // only when ctx ends.
 func (s *ConfigSyncer) Start(ctx context.Context) error {
 	changed := s.opts.Index.Subscribe()
