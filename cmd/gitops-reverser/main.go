@@ -17,6 +17,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -28,18 +29,24 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
 		fmt.Fprintln(os.Stderr, "gitops-reverser:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
+// run parses args and runs the manager until a signal stops it. Flag and
+// certificate errors return before anything connects to the cluster.
+func run(args []string) error {
 	var opts operator.Options
 	var metricsAddr, probeAddr, certDir string
 	var webhookPort int
 	var leaderElect bool
-	fs := flag.CommandLine
+	fs := flag.NewFlagSet(os.Args[0], flag.ContinueOnError)
+	config.RegisterFlags(fs) // --kubeconfig
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint (/metrics); \"0\" disables it.")
 	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
 	fs.IntVar(&webhookPort, "webhook-port", 9443, "Port of the admission webhook server (HTTPS).")
@@ -57,11 +64,13 @@ func run() error {
 	fs.StringVar(&opts.WebhookConfigurationName, "webhook-configuration-name", "gitops-reverser", "Name of the ValidatingWebhookConfiguration the operator manages.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(fs)
-	flag.Usage = func() {
+	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nRecords cluster changes selected by WatchRules as commits in Git.\nIt uses the current kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config or in-cluster).\n\nFlags:\n", os.Args[0])
 		fs.PrintDefaults()
 	}
-	flag.Parse()
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	if webhookService != "" {
 		ns, name, ok := strings.Cut(webhookService, "/")
