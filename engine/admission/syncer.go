@@ -122,8 +122,8 @@ func (s *ConfigSyncer) NeedLeaderElection() bool { return true }
 
 // Start syncs at once, after every change of the index, every
 // ResyncInterval, and when the CA file or the serving certificate changed
-// (checked every 30 seconds), until ctx ends. A failed sync is retried; Start returns
-// only when ctx ends.
+// (checked every 30 seconds), until ctx ends. A failed sync is retried;
+// Start returns only when ctx ends.
 func (s *ConfigSyncer) Start(ctx context.Context) error {
 	changed := s.opts.Index.Subscribe()
 	timer := time.NewTimer(0)
