@@ -77,6 +77,8 @@ bench: ## Run the benchmarks (figures go to docs/benchmarks.md).
 chart-lint: $(HELM) ## Lint and render the Helm chart with a pinned helm (built from the module proxy).
 	$(HELM) lint charts/gitops-reverser
 	$(HELM) template gitops-reverser charts/gitops-reverser -n gitops-reverser-system >/dev/null
+	$(HELM) lint charts/gitops-reverser -f charts/gitops-reverser/ci/all-options-values.yaml
+	$(HELM) template gitops-reverser charts/gitops-reverser -n gitops-reverser-system -f charts/gitops-reverser/ci/all-options-values.yaml >/dev/null
 
 ##@ Build
 .PHONY: plugins

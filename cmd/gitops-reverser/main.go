@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	iofs "io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -29,37 +29,48 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
 		fmt.Fprintln(os.Stderr, "gitops-reverser:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
+// run parses args and runs the manager until a signal stops it. Flag and
+// certificate errors return before anything connects to the cluster.
+func run(args []string) error {
 	var opts operator.Options
 	var metricsAddr, probeAddr, certDir string
 	var webhookPort int
 	var leaderElect bool
-	fs := flag.CommandLine
+	fs := flag.NewFlagSet(os.Args[0], flag.ContinueOnError)
+	config.RegisterFlags(fs) // --kubeconfig
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint (/metrics); \"0\" disables it.")
 	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
 	fs.IntVar(&webhookPort, "webhook-port", 9443, "Port of the admission webhook server (HTTPS).")
-	fs.StringVar(&certDir, "webhook-cert-dir", "", "Folder with tls.crt and tls.key for the webhook server (e.g. mounted from cert-manager); empty uses <work-dir>/webhook-certs. When it holds no certificate, a self-signed one is made at start (fine for one replica).")
+	fs.StringVar(&certDir, "webhook-cert-dir", "", "Folder with tls.crt and tls.key (and ca.crt, the CA that signed them) for the webhook server, e.g. a cert-manager Secret; empty uses <work-dir>/webhook-certs. When it holds no certificate, a self-signed one and its CA are made at start (fine for one replica).")
 	fs.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader with a Lease so only one replica watches and writes Git.")
 	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease; empty uses the pod's namespace.")
 	fs.StringVar(&opts.WorkDir, "work-dir", os.TempDir()+"/gitops-reverser", "Folder for local Git clones.")
 	var webhookService, webhookCAFile string
 	fs.StringVar(&opts.WebhookURL, "webhook-url", "", "URL the API server calls for the capture webhook (outside a cluster); the operator then manages the ValidatingWebhookConfiguration.")
 	fs.StringVar(&webhookService, "webhook-service", "", "namespace/name of the Service in front of the webhook (in a cluster); the operator then manages the ValidatingWebhookConfiguration.")
-	fs.StringVar(&webhookCAFile, "webhook-ca-file", "", "PEM file with the CA that signed the webhook's serving certificate (the configuration's caBundle).")
+	fs.StringVar(&webhookCAFile, "webhook-ca-file", "", "PEM file with the CA that signed the webhook's serving certificate (the configuration's caBundle); empty uses ca.crt in the cert dir. Read again at every sync.")
+	var clientCAFile, clientCN string
+	fs.StringVar(&clientCAFile, "webhook-client-ca-file", "", "PEM file with the CA of the client certificate the API server presents to the webhook (--admission-control-config-file, see docs/threat-model.md); when set, callers without a certificate from it fail the TLS handshake.")
+	fs.StringVar(&clientCN, "webhook-client-cn", "", "Common name the webhook client certificate must carry (with --webhook-client-ca-file).")
 	fs.StringVar(&opts.WebhookConfigurationName, "webhook-configuration-name", "gitops-reverser", "Name of the ValidatingWebhookConfiguration the operator manages.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(fs)
-	flag.Usage = func() {
+	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nRecords cluster changes selected by WatchRules as commits in Git.\nIt uses the current kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config or in-cluster).\n\nFlags:\n", os.Args[0])
 		fs.PrintDefaults()
 	}
-	flag.Parse()
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	if webhookService != "" {
 		ns, name, ok := strings.Cut(webhookService, "/")
@@ -70,29 +81,37 @@ func run() error {
 		port := int32(443)
 		opts.WebhookService = &admissionregistrationv1.ServiceReference{Namespace: ns, Name: name, Path: &path, Port: &port}
 	}
-	if certDir == "" {
+	owned := certDir == ""
+	if owned {
 		certDir = filepath.Join(opts.WorkDir, "webhook-certs")
 	}
-	if _, err := os.Stat(filepath.Join(certDir, "tls.crt")); errors.Is(err, iofs.ErrNotExist) {
-		hosts := []string{"localhost", "127.0.0.1"}
-		if svc := opts.WebhookService; svc != nil {
-			hosts = append([]string{svc.Name + "." + svc.Namespace + ".svc", svc.Name + "." + svc.Namespace + ".svc.cluster.local", svc.Name + "." + svc.Namespace}, hosts...)
-		}
-		ca, err := admission.SelfSignedCert(certDir, hosts)
-		if err != nil {
-			return fmt.Errorf("making a self-signed webhook certificate: %w", err)
-		}
-		if webhookCAFile == "" {
-			opts.WebhookCABundle = ca
-		}
-		ctrl.Log.WithName("setup").Info("made a self-signed webhook certificate", "dir", certDir, "hosts", hosts)
+	host := admission.WebhookHost(opts.WebhookURL, opts.WebhookService)
+	cert, err := admission.PrepareServingCert(admission.ServingCertOptions{
+		Dir: certDir, Owned: owned, Hosts: admission.ServingHosts(opts.WebhookURL, opts.WebhookService), Host: host, CAFile: webhookCAFile,
+	})
+	if err != nil {
+		return fmt.Errorf("preparing the webhook certificate: %w", err)
 	}
-	if webhookCAFile != "" {
-		ca, err := os.ReadFile(webhookCAFile)
+	setupLog := ctrl.Log.WithName("setup")
+	setupLog.Info("webhook certificate", "result", string(cert.Origin), "dir", certDir, "caFile", cert.CAFile, "host", host)
+	if cert.Mismatch != nil {
+		// Reported again at every sync and by /readyz; the operator runs
+		// on, since the watch still records every change (as unknown).
+		setupLog.Error(cert.Mismatch, "the webhook certificate does not verify against its CA", "dir", certDir, "caFile", cert.CAFile)
+	}
+	opts.WebhookCAFile, opts.WebhookCertFile = cert.CAFile, cert.CertFile
+
+	webhookOpts := webhook.Options{Port: webhookPort, CertDir: certDir}
+	switch {
+	case clientCAFile != "":
+		clientAuth, err := admission.ClientAuth(clientCAFile, clientCN)
 		if err != nil {
-			return fmt.Errorf("reading --webhook-ca-file: %w", err)
+			return fmt.Errorf("--webhook-client-ca-file: %w", err)
 		}
-		opts.WebhookCABundle = ca
+		webhookOpts.TLSOpts = append(webhookOpts.TLSOpts, clientAuth)
+		setupLog.Info("the webhook hears only clients with a certificate from the client CA", "clientCAFile", clientCAFile, "commonName", clientCN)
+	case clientCN != "":
+		return errors.New("--webhook-client-cn needs --webhook-client-ca-file")
 	}
 
 	scheme := runtime.NewScheme()
@@ -107,7 +126,7 @@ func run() error {
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:  probeAddr,
-		WebhookServer:           webhook.NewServer(webhook.Options{Port: webhookPort, CertDir: certDir}),
+		WebhookServer:           webhook.NewServer(webhookOpts),
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "gitops-reverser-leader",
 		LeaderElectionNamespace: opts.LeaderElectionNamespace,
@@ -115,7 +134,8 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if _, err := operator.Setup(mgr, opts); err != nil {
+	op, err := operator.Setup(mgr, opts)
+	if err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -123,6 +143,9 @@ func run() error {
 	}
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("adding the ready check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("webhook-ca", op.WebhookCACheck); err != nil {
+		return fmt.Errorf("adding the webhook CA check: %w", err)
 	}
 	ctrl.Log.WithName("setup").Info("starting gitops-reverser")
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {

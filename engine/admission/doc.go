@@ -17,5 +17,9 @@
 // event of the persisted write.
 //
 // ConfigSyncer keeps the ValidatingWebhookConfiguration in step with the
-// resources the rules select.
+// resources the rules select, with the caBundle read from the CA file that
+// PrepareServingCert found beside the serving certificate, and reports a
+// certificate that bundle does not sign. ClientAuth makes the webhook
+// server hear only the API server's client certificate (see
+// docs/threat-model.md).
 package admission

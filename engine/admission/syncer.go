@@ -1,18 +1,26 @@
 package admission
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
+	"os"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -30,6 +38,13 @@ const (
 	DefaultResyncInterval = 5 * time.Minute
 	// retryInterval is the wait after a failed sync.
 	retryInterval = 5 * time.Second
+	// certCheckInterval is how often the serving certificate and the CA
+	// file are read for a change (cert-manager rotates both).
+	certCheckInterval = 30 * time.Second
+	// ReasonCAMismatch is the reason of the Warning event on the
+	// configuration when its caBundle does not sign the serving
+	// certificate.
+	ReasonCAMismatch = "WebhookCAMismatch"
 )
 
 // SyncerOptions configure a ConfigSyncer.
@@ -47,6 +62,18 @@ type SyncerOptions struct {
 	Service *admissionregistrationv1.ServiceReference
 	// CABundle signs the webhook's serving certificate.
 	CABundle []byte
+	// CAFile, when set, holds the caBundle; it is read at every sync, so a
+	// rotated CA is followed, and wins over CABundle.
+	CAFile string
+	// ServingCertFile is the webhook's serving certificate (tls.crt in the
+	// cert dir, which controller-runtime reloads when it changes). When
+	// set, every sync verifies it against the caBundle it writes; a
+	// mismatch is logged, counted in gitops_reverser_webhook_ca_mismatch,
+	// reported as a Warning event on the configuration and fails
+	// CheckServingCert.
+	ServingCertFile string
+	// Recorder emits the mismatch event; nil emits none.
+	Recorder events.EventRecorder
 	// ResyncInterval rewrites the configuration when nothing changed;
 	// DefaultResyncInterval when 0.
 	ResyncInterval time.Duration
@@ -65,6 +92,11 @@ type SyncerOptions struct {
 // otherwise write the same object concurrently.
 type ConfigSyncer struct {
 	opts SyncerOptions
+	// reported is true while a mismatch has been reported by an event.
+	reported atomic.Bool
+	mu       sync.Mutex
+	// seen is the CA bundle and serving certificate the last sync read.
+	seen []byte
 }
 
 // NewConfigSyncer returns a ConfigSyncer; it fails unless Client, Index and
@@ -88,19 +120,26 @@ func NewConfigSyncer(opts SyncerOptions) (*ConfigSyncer, error) {
 // NeedLeaderElection is true: only the leader writes the configuration.
 func (s *ConfigSyncer) NeedLeaderElection() bool { return true }
 
-// Start syncs at once, after every change of the index, and every
-// ResyncInterval, until ctx ends. A failed sync is retried; Start returns
-// only when ctx ends.
+// Start syncs at once, after every change of the index, every
+// ResyncInterval, and when the CA file or the serving certificate changed
+// (checked every 30 seconds), until ctx ends. A failed sync is retried;
+// Start returns only when ctx ends.
 func (s *ConfigSyncer) Start(ctx context.Context) error {
 	changed := s.opts.Index.Subscribe()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	certCheck := time.NewTicker(certCheckInterval)
+	defer certCheck.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-changed:
 		case <-timer.C:
+		case <-certCheck.C:
+			if !s.filesChanged() {
+				continue
+			}
 		}
 		next := s.opts.ResyncInterval
 		if err := s.Sync(ctx); err != nil {
@@ -121,34 +160,163 @@ func (s *ConfigSyncer) Start(ctx context.Context) error {
 }
 
 // Sync writes the configuration for the index's current resources, if it
-// differs from what the cluster holds.
+// differs from what the cluster holds, and verifies the serving
+// certificate against the caBundle it writes. A CA file that cannot be
+// read fails the sync (a configuration without its caBundle would make
+// every call fail); a mismatch is reported, and the configuration written
+// all the same, since the watch still records every change (as unknown).
 func (s *ConfigSyncer) Sync(ctx context.Context) error {
-	want := s.Desired()
+	bundle, err := s.caBundle()
+	if err != nil {
+		return err
+	}
+	mismatch := s.verify(bundle)
+	s.remember(bundle)
+	want := s.desired(bundle)
 	var have admissionregistrationv1.ValidatingWebhookConfiguration
-	err := s.opts.Client.Get(ctx, client.ObjectKey{Name: s.opts.Name}, &have)
+	err = s.opts.Client.Get(ctx, client.ObjectKey{Name: s.opts.Name}, &have)
 	switch {
 	case apierrors.IsNotFound(err):
 		if err := s.opts.Client.Create(ctx, want); err != nil {
 			return fmt.Errorf("creating ValidatingWebhookConfiguration %s: %w", s.opts.Name, err)
 		}
+		s.report(want, mismatch)
 		return nil
 	case err != nil:
 		return fmt.Errorf("reading ValidatingWebhookConfiguration %s: %w", s.opts.Name, err)
 	}
-	if equality.Semantic.DeepEqual(have.Webhooks, want.Webhooks) {
+	if !equality.Semantic.DeepEqual(have.Webhooks, want.Webhooks) {
+		have.Webhooks = want.Webhooks
+		if err := s.opts.Client.Update(ctx, &have); err != nil {
+			return fmt.Errorf("updating ValidatingWebhookConfiguration %s: %w", s.opts.Name, err)
+		}
+	}
+	s.report(&have, mismatch)
+	return nil
+}
+
+// report logs a mismatch at every sync and emits a Warning event on the
+// configuration when a mismatch begins.
+func (s *ConfigSyncer) report(cfg *admissionregistrationv1.ValidatingWebhookConfiguration, mismatch error) {
+	if mismatch == nil {
+		s.reported.Store(false)
+		return
+	}
+	s.opts.Log.Error(mismatch, "the webhook's serving certificate does not match the caBundle of its configuration: the API server cannot call the webhook, changes are recorded with author unknown",
+		"name", s.opts.Name, "certFile", s.opts.ServingCertFile, "caFile", s.opts.CAFile)
+	if s.opts.Recorder != nil && !s.reported.Swap(true) {
+		s.opts.Recorder.Eventf(cfg, nil, corev1.EventTypeWarning, ReasonCAMismatch, "Verify",
+			"the webhook's serving certificate does not verify against this configuration's caBundle: %v", mismatch)
+	}
+}
+
+// caBundle is the caBundle to write: CAFile's content when set, else
+// CABundle.
+func (s *ConfigSyncer) caBundle() ([]byte, error) {
+	if s.opts.CAFile == "" {
+		return s.opts.CABundle, nil
+	}
+	b, err := os.ReadFile(s.opts.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading the webhook CA file: %w", err)
+	}
+	return b, nil
+}
+
+// verify checks the serving certificate against bundle for the host the
+// API server calls and sets gitops_reverser_webhook_ca_mismatch; nil when
+// no ServingCertFile is configured.
+func (s *ConfigSyncer) verify(bundle []byte) error {
+	if s.opts.ServingCertFile == "" {
 		return nil
 	}
-	have.Webhooks = want.Webhooks
-	if err := s.opts.Client.Update(ctx, &have); err != nil {
-		return fmt.Errorf("updating ValidatingWebhookConfiguration %s: %w", s.opts.Name, err)
+	certPEM, err := os.ReadFile(s.opts.ServingCertFile)
+	if err == nil {
+		err = VerifyServingCert(certPEM, bundle, s.host())
 	}
+	if err != nil {
+		caMismatch.Set(1)
+		return fmt.Errorf("verifying %s: %w", s.opts.ServingCertFile, err)
+	}
+	caMismatch.Set(0)
 	return nil
+}
+
+// remember keeps what this sync read, for filesChanged.
+func (s *ConfigSyncer) remember(bundle []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seen = s.files(bundle)
+}
+
+// files is the CA bundle and the serving certificate, as one value.
+func (s *ConfigSyncer) files(bundle []byte) []byte {
+	var certPEM []byte
+	if s.opts.ServingCertFile != "" {
+		certPEM, _ = os.ReadFile(s.opts.ServingCertFile)
+	}
+	return append(append(append([]byte{}, bundle...), 0), certPEM...)
+}
+
+// filesChanged reports whether the CA bundle or the serving certificate
+// differ from what the last sync read.
+func (s *ConfigSyncer) filesChanged() bool {
+	if s.opts.ServingCertFile == "" && s.opts.CAFile == "" {
+		return false
+	}
+	bundle, err := s.caBundle()
+	if err != nil {
+		return true // the sync reports it
+	}
+	now := s.files(bundle)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !bytes.Equal(now, s.seen)
+}
+
+// CheckServingCert is a readiness check (controller-runtime's
+// healthz.Checker): it fails while the serving certificate does not verify
+// against the caBundle the configuration gets, since the API server cannot
+// call this webhook then. It reads the files itself, so it works on every
+// replica, not only on the leader that writes the configuration.
+func (s *ConfigSyncer) CheckServingCert(_ *http.Request) error {
+	bundle, err := s.caBundle()
+	if err != nil {
+		return err
+	}
+	return s.verify(bundle)
+}
+
+// host is the name the API server checks the serving certificate
+// against.
+func (s *ConfigSyncer) host() string { return WebhookHost(s.opts.URL, s.opts.Service) }
+
+// WebhookHost is the name the API server checks the webhook's serving
+// certificate against: the URL's host (without port), or the Service's
+// DNS name (name.namespace.svc); "" when neither is set.
+func WebhookHost(webhookURL string, svc *admissionregistrationv1.ServiceReference) string {
+	if svc != nil {
+		return svc.Name + "." + svc.Namespace + ".svc"
+	}
+	u, err := url.Parse(webhookURL)
+	if err != nil || webhookURL == "" {
+		return ""
+	}
+	return u.Hostname()
 }
 
 // Desired returns the configuration for the index's current resources.
 // Every field the API server would default is set, so that an unchanged
 // configuration compares equal and is not rewritten.
 func (s *ConfigSyncer) Desired() *admissionregistrationv1.ValidatingWebhookConfiguration {
+	bundle, err := s.caBundle()
+	if err != nil {
+		bundle = s.opts.CABundle
+	}
+	return s.desired(bundle)
+}
+
+func (s *ConfigSyncer) desired(bundle []byte) *admissionregistrationv1.ValidatingWebhookConfiguration {
 	cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: s.opts.Name},
 	}
@@ -156,7 +324,7 @@ func (s *ConfigSyncer) Desired() *admissionregistrationv1.ValidatingWebhookConfi
 	if len(ruleList) == 0 {
 		return cfg
 	}
-	cc := admissionregistrationv1.WebhookClientConfig{CABundle: s.opts.CABundle}
+	cc := admissionregistrationv1.WebhookClientConfig{CABundle: bundle}
 	if s.opts.URL != "" {
 		cc.URL = ptr.To(s.opts.URL)
 	} else {

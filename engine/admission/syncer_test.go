@@ -1,12 +1,18 @@
 package admission
 
 import (
+	"bytes"
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
@@ -118,5 +124,105 @@ func TestNewConfigSyncer_validates(t *testing.T) {
 				t.Error("want an error")
 			}
 		})
+	}
+}
+
+// TestConfigSyncer_Sync_caBundleFollowsTheCertificate: the configuration
+// gets the CA file's bundle, read at every sync; a serving certificate that
+// the bundle does not sign is reported (gauge, one Warning event, failing
+// readiness check) until it is fixed.
+func TestConfigSyncer_Sync_caBundleFollowsTheCertificate(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := admissionregistrationv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).Build()
+	ix := rules.NewIndex()
+	ix.Upsert(&rules.Rule{Key: rules.Key{Kind: rules.KindClusterWatchRule, Name: "r"},
+		Resources: []rules.Resource{{GVR: schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}}}})
+	certDir := t.TempDir()
+	rightCA, err := SelfSignedCert(certDir, []string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := writeTestFile(t, t.TempDir(), "ca.crt", newTestCA(t, "a stale CA").pem)
+	recorder := events.NewFakeRecorder(10)
+	s, err := NewConfigSyncer(SyncerOptions{
+		Client: c, Index: ix, URL: "https://127.0.0.1:9443/validate",
+		CAFile: caFile, ServingCertFile: filepath.Join(certDir, CertFileName), Recorder: recorder,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	bundle := func() []byte {
+		t.Helper()
+		var got admissionregistrationv1.ValidatingWebhookConfiguration
+		if err := c.Get(ctx, client.ObjectKey{Name: DefaultConfigurationName}, &got); err != nil {
+			t.Fatal(err)
+		}
+		return got.Webhooks[0].ClientConfig.CABundle
+	}
+
+	for i := 0; i < 2; i++ { // a lasting mismatch is one event, not one per sync
+		if err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(bundle(), readTestFile(t, caFile)) {
+		t.Error("the caBundle is not the CA file's content")
+	}
+	if got := testutil.ToFloat64(caMismatch); got != 1 {
+		t.Errorf("gitops_reverser_webhook_ca_mismatch %v, want 1", got)
+	}
+	if err := s.CheckServingCert(nil); err == nil {
+		t.Error("the readiness check passed with a mismatch")
+	}
+	if n := len(recorder.Events); n != 1 {
+		t.Fatalf("%d events, want 1", n)
+	}
+	if ev := <-recorder.Events; !strings.Contains(ev, "Warning "+ReasonCAMismatch) {
+		t.Errorf("event %q, want a Warning %s", ev, ReasonCAMismatch)
+	}
+
+	// The CA file is fixed (cert-manager wrote the right CA): the next sync
+	// writes it, and the report clears.
+	if err := os.WriteFile(caFile, rightCA, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Readiness checks (on any replica) do not hide the change from the
+	// leader's next file check.
+	if err := s.CheckServingCert(nil); err != nil {
+		t.Errorf("readiness check with the right CA: %v", err)
+	}
+	if !s.filesChanged() {
+		t.Error("a changed CA file went unnoticed")
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(bundle(), rightCA) {
+		t.Error("the caBundle did not follow the CA file")
+	}
+	if got := testutil.ToFloat64(caMismatch); got != 0 {
+		t.Errorf("gitops_reverser_webhook_ca_mismatch %v, want 0", got)
+	}
+	if err := s.CheckServingCert(nil); err != nil {
+		t.Errorf("readiness check: %v", err)
+	}
+	if s.filesChanged() {
+		t.Error("unchanged files reported as changed")
+	}
+
+	// A CA file that cannot be read fails the sync: the configuration is
+	// not rewritten without its caBundle.
+	if err := os.Remove(caFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(ctx); err == nil {
+		t.Error("a sync without the CA file succeeded")
+	}
+	if !bytes.Equal(bundle(), rightCA) {
+		t.Error("a failed sync changed the caBundle")
 	}
 }

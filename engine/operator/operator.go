@@ -54,6 +54,13 @@ type Options struct {
 	WebhookService *admissionregistrationv1.ServiceReference
 	// WebhookCABundle signs the webhook's serving certificate.
 	WebhookCABundle []byte
+	// WebhookCAFile holds the caBundle instead; it is read at every sync,
+	// so a rotated CA is followed (admission.PrepareServingCert finds it).
+	WebhookCAFile string
+	// WebhookCertFile is the webhook's serving certificate (tls.crt); when
+	// set, it is verified against the caBundle at every sync and by
+	// WebhookCACheck, and a mismatch is reported.
+	WebhookCertFile string
 	// WebhookConfigurationName names the ValidatingWebhookConfiguration.
 	WebhookConfigurationName string
 	// PluginCacheDir keeps compiled WASM modules across restarts; empty
@@ -172,6 +179,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 		syncer, err := admission.NewConfigSyncer(admission.SyncerOptions{
 			Client: mgr.GetClient(), Index: op.Index, Name: opts.WebhookConfigurationName,
 			URL: opts.WebhookURL, Service: opts.WebhookService, CABundle: opts.WebhookCABundle,
+			CAFile: opts.WebhookCAFile, ServingCertFile: opts.WebhookCertFile, Recorder: recorder,
 			Log: log.WithName("webhook-config"),
 		})
 		if err != nil {
@@ -237,6 +245,19 @@ func (op *Operator) Synced(ctx context.Context) bool {
 	}
 	return len(have.Webhooks) == len(want.Webhooks) && (len(want.Webhooks) == 0 ||
 		len(have.Webhooks[0].Rules) == len(want.Webhooks[0].Rules))
+}
+
+// WebhookCACheck is a readiness check: it fails while the webhook's
+// serving certificate does not verify against the caBundle the managed
+// configuration gets. Without a managed configuration it always passes.
+func (op *Operator) WebhookCACheck(req *http.Request) error {
+	if op.syncer == nil {
+		return nil
+	}
+	if err := op.syncer.CheckServingCert(req); err != nil {
+		return fmt.Errorf("webhook certificate: %w", err)
+	}
+	return nil
 }
 
 // SyncWebhookConfiguration writes the webhook configuration now.

@@ -49,9 +49,21 @@ type Env struct {
 	AssetsDir string
 }
 
+// Option changes how Start starts the control plane.
+type Option func(*envtest.Environment)
+
+// WithAPIServerFlag appends values to a kube-apiserver flag, e.g.
+// WithAPIServerFlag("admission-control-config-file", path). envtest's own
+// flags stay; a flag envtest sets is given the values in addition.
+func WithAPIServerFlag(name string, values ...string) Option {
+	return func(env *envtest.Environment) {
+		env.ControlPlane.GetAPIServer().Configure().Append(name, values...)
+	}
+}
+
 // Start starts etcd and kube-apiserver with the CRDs of config/crd/bases
-// installed.
-func Start() (*Env, error) {
+// installed. Without options it starts what envtest starts by default.
+func Start(opts ...Option) (*Env, error) {
 	assets, err := AssetsDir()
 	if err != nil {
 		return nil, err
@@ -60,6 +72,9 @@ func Start() (*Env, error) {
 		BinaryAssetsDirectory: assets,
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
+	}
+	for _, o := range opts {
+		o(env)
 	}
 	cfg, err := env.Start()
 	if err != nil {
