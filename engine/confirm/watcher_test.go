@@ -26,6 +26,10 @@ func claims(ps ...change.Pending) []step {
 	return out
 }
 
+// leftSuffix marks a DELETE handed on because the object left the
+// selection.
+const leftSuffix = "/left"
+
 // handedOn is what a user sees of a change: operation and author.
 type handedOn struct {
 	op   v1alpha1.Operation
@@ -189,13 +193,46 @@ func TestWatcher_observe_pairing(t *testing.T) {
 			name: "an object no rule selects hands on nothing and settles its claims",
 			steps: func(t *testing.T) []step {
 				return []step{
-					claim(update(t, alice, "1", withLabel(configMap("u1", "1", "a"), "app", "ignored"))),
+					claim(update(t, alice, "1", withLabel(configMap("u1", "1", "b"), "app", "ignored"))),
 					observe(func() *event {
-						return modifiedEvent(configMaps, configMap("u1", "1", "a"), withLabel(configMap("u1", "2", "a"), "app", "ignored"))
+						return modifiedEvent(configMaps, withLabel(configMap("u1", "1", "a"), "app", "ignored"), withLabel(configMap("u1", "2", "b"), "app", "ignored"))
 					}),
 				}
 			},
 			want: nil,
+		},
+		{
+			name: "an update that moves the object out of the selection is a deletion by its author",
+			steps: func(t *testing.T) []step {
+				return []step{
+					claim(update(t, alice, "1", withLabel(configMap("u1", "2", "a"), "app", "ignored"))),
+					observe(func() *event {
+						return modifiedEvent(configMaps, withLabel(configMap("u1", "1", "a"), "app", "web"), withLabel(configMap("u1", "2", "a"), "app", "ignored"))
+					}),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationDelete + leftSuffix, "alice"}},
+		},
+		{
+			name: "leaving the selection without a claim is a deletion by unknown",
+			steps: func(t *testing.T) []step {
+				return []step{observe(func() *event {
+					return modifiedEvent(configMaps, configMap("u1", "1", "a"), withLabel(configMap("u1", "2", "a"), "app", "ignored"))
+				})}
+			},
+			want: []handedOn{{v1alpha1.OperationDelete + leftSuffix, change.UnknownUsername}},
+		},
+		{
+			name: "an update that moves the object into the selection is an update",
+			steps: func(t *testing.T) []step {
+				return []step{
+					claim(update(t, bob, "1", withLabel(configMap("u1", "2", "a"), "app", "web"))),
+					observe(func() *event {
+						return modifiedEvent(configMaps, withLabel(configMap("u1", "1", "a"), "app", "ignored"), withLabel(configMap("u1", "2", "a"), "app", "web"))
+					}),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationUpdate, "bob"}},
 		},
 	}
 	for _, tt := range tests {
@@ -216,7 +253,15 @@ func TestWatcher_observe_pairing(t *testing.T) {
 			})
 			var got []handedOn
 			for _, c := range sink.snapshot() {
-				got = append(got, handedOn{c.Operation, c.User.Username})
+				op := c.Operation
+				if c.LeftSelection {
+					op += leftSuffix
+					// The file to remove is where the old state was written.
+					if c.Object == nil || c.Object.GetLabels()["app"] == "ignored" {
+						t.Errorf("a change leaving the selection must carry the old object, got %v", c.Object)
+					}
+				}
+				got = append(got, handedOn{op, c.User.Username})
 				if len(c.Rules) == 0 || c.Object == nil {
 					t.Errorf("change %s %s/%s has no rules or no object", c.Operation, c.Namespace, c.Name)
 				}
