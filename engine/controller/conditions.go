@@ -23,8 +23,11 @@ type conditioned interface {
 type outcome struct {
 	ready   bool
 	stalled bool
-	reason  string
-	message string
+	// waitsForResources: the rule names resources the API server does
+	// not serve (yet); it is resolved again when a CRD serves one.
+	waitsForResources bool
+	reason            string
+	message           string
 }
 
 func summarize(obj conditioned, o outcome, recorder events.EventRecorder) {
