@@ -18,8 +18,13 @@
 //     for that rule, a DELETE of the old state (change.Change.LeftSelection)
 //     by the update's author.
 //
+// A namespace relabelled out of a ClusterWatchRule's namespace selector
+// hands on such a DELETE, by change.Unknown, for each object of the
+// namespace the rule selected.
+//
 // Informers cover what the rules need: a WatchRule's resource in its
-// namespace, or cluster-wide when a ClusterWatchRule needs it.
+// namespace, or cluster-wide when a ClusterWatchRule needs it; Namespaces
+// while a rule selects namespaces by label.
 //
 // When the remaining claims disagree, the author is change.Unknown, never a
 // guess. When no claim is there yet, the decision waits a short grace (the

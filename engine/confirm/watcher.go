@@ -64,6 +64,9 @@ type Watcher struct {
 
 	infMu     sync.Mutex
 	informers map[informerKey]*runningInformer
+	// namespaces watches Namespaces while a rule has a namespace
+	// selector: a namespace relabelled out of it takes its objects out.
+	namespaces *runningInformer
 
 	// waiting holds, per object, events that wait for the grace and the
 	// events behind them, so one object's changes leave in order.
@@ -144,6 +147,7 @@ func (w *Watcher) Start(ctx context.Context) error {
 // resource and namespace the index selects.
 func (w *Watcher) Synced() bool {
 	want := wantedInformers(w.opts.Index.Resources())
+	needNamespaces := needsNamespaces(w.opts.Index)
 	w.infMu.Lock()
 	defer w.infMu.Unlock()
 	for key, gvr := range want {
@@ -152,7 +156,17 @@ func (w *Watcher) Synced() bool {
 			return false
 		}
 	}
-	return true
+	return !needNamespaces || (w.namespaces != nil && w.namespaces.informer.HasSynced())
+}
+
+// needsNamespaces reports whether a rule selects namespaces by label.
+func needsNamespaces(ix *rules.Index) bool {
+	for _, r := range ix.Rules() {
+		if r.NamespaceLabels != nil && !r.NamespaceLabels.Empty() {
+			return true
+		}
+	}
+	return false
 }
 
 // informerKey names one informer: a resource, cluster-wide (namespace "")
@@ -246,6 +260,105 @@ func (w *Watcher) syncInformers(ctx context.Context) {
 		go inf.RunWithContext(ictx)
 		w.opts.Log.V(1).Info("watching", "resource", gvr.String(), "namespace", key.namespace)
 	}
+	w.syncNamespaceInformer(ctx)
+}
+
+// namespacesGVR is the resource of Namespaces.
+var namespacesGVR = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+
+// syncNamespaceInformer runs a Namespace informer while a rule selects
+// namespaces by label. infMu is held.
+func (w *Watcher) syncNamespaceInformer(ctx context.Context) {
+	need := needsNamespaces(w.opts.Index)
+	switch {
+	case need && w.namespaces == nil:
+		inf := dynamicinformer.NewFilteredDynamicInformer(w.opts.Client, namespacesGVR, "", 0, cache.Indexers{}, nil).Informer()
+		if err := inf.SetTransform(trim); err != nil {
+			w.opts.Log.Error(err, "setting the namespace informer transform")
+			return
+		}
+		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			UpdateFunc: func(oldObj, newObj interface{}) {
+				old, ok1 := oldObj.(*unstructured.Unstructured)
+				cur, ok2 := newObj.(*unstructured.Unstructured)
+				if ok1 && ok2 {
+					w.namespaceRelabelled(cur.GetName(), labels.Set(old.GetLabels()), labels.Set(cur.GetLabels()))
+				}
+			},
+		}); err != nil {
+			w.opts.Log.Error(err, "adding the namespace event handler")
+			return
+		}
+		ictx, cancel := context.WithCancel(ctx)
+		w.namespaces = &runningInformer{gvr: namespacesGVR, informer: inf, cancel: cancel}
+		go inf.RunWithContext(ictx)
+	case !need && w.namespaces != nil:
+		w.namespaces.cancel()
+		w.namespaces = nil
+	}
+}
+
+// namespaceRelabelled hands on, for every rule whose namespace selector
+// matched the namespace's old labels and does not match the new ones, a
+// DELETE (LeftSelection) of each object of the namespace that the rule
+// selected. The author is unknown: the webhook does not hear Namespace
+// writes unless a rule records Namespaces, and the objects themselves did
+// not change.
+func (w *Watcher) namespaceRelabelled(namespace string, old, cur labels.Set) {
+	if labels.Equals(old, cur) {
+		return
+	}
+	now := w.now()
+	for _, r := range w.opts.Index.Rules() {
+		sel := r.NamespaceLabels
+		if sel == nil || sel.Empty() || !sel.Matches(old) || sel.Matches(cur) ||
+			(len(r.Operations) > 0 && !r.Operations[v1alpha1.OperationDelete]) {
+			continue
+		}
+		for _, res := range r.Resources {
+			if !res.Namespaced {
+				continue
+			}
+			for _, obj := range w.cached(informerKey{resource: res.GVR.GroupResource()}, namespace) {
+				if r.Labels != nil && !r.Labels.Empty() && !r.Labels.Matches(labels.Set(obj.GetLabels())) {
+					continue
+				}
+				confirmedUnattributed.Inc()
+				unknownAuthorTotal.Inc()
+				w.opts.Sink.Record(w.sinkCtx, change.Change{
+					Operation:       v1alpha1.OperationDelete,
+					Resource:        res.GVR,
+					Namespace:       namespace,
+					Name:            obj.GetName(),
+					UID:             obj.GetUID(),
+					ResourceVersion: obj.GetResourceVersion(),
+					Object:          obj,
+					User:            change.Unknown,
+					Rules:           []*rules.Rule{r},
+					Observed:        now,
+					LeftSelection:   true,
+				})
+			}
+		}
+	}
+}
+
+// cached returns copies of the objects of namespace that the informer of
+// key holds.
+func (w *Watcher) cached(key informerKey, namespace string) []*unstructured.Unstructured {
+	w.infMu.Lock()
+	ri, ok := w.informers[key]
+	w.infMu.Unlock()
+	if !ok {
+		return nil
+	}
+	var out []*unstructured.Unstructured
+	for _, o := range ri.informer.GetStore().List() {
+		if u, ok := o.(*unstructured.Unstructured); ok && u.GetNamespace() == namespace {
+			out = append(out, u.DeepCopy())
+		}
+	}
+	return out
 }
 
 // Informers returns, for each resource watched, the namespaces its
@@ -270,6 +383,10 @@ func (w *Watcher) stopInformers() {
 	for key, ri := range w.informers {
 		ri.cancel()
 		delete(w.informers, key)
+	}
+	if w.namespaces != nil {
+		w.namespaces.cancel()
+		w.namespaces = nil
 	}
 }
 

@@ -5,8 +5,13 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/cache"
+
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/change"
+	"github.com/gitops-reverser/gitops-reverser/engine/rules"
 )
 
 // step is one thing that happens: a claim reaches the store, or the watch
@@ -294,5 +299,59 @@ func TestWatcher_observe_countsAttribution(t *testing.T) {
 	}
 	if d := counterValue(t, unknownAuthorTotal) - unknown; d != 1 {
 		t.Errorf("unknown authors counted %v, want 1", d)
+	}
+}
+
+func TestWatcher_namespaceRelabelled_cases(t *testing.T) {
+	prod := labels.SelectorFromSet(labels.Set{"env": "prod"})
+	web := labels.SelectorFromSet(labels.Set{"app": "web"})
+	ix := rules.NewIndex()
+	ix.Upsert(&rules.Rule{Key: rules.Key{Kind: rules.KindClusterWatchRule, Name: "prod"},
+		Resources: []rules.Resource{{GVR: configMaps, Namespaced: true}}, NamespaceLabels: prod})
+	ix.Upsert(&rules.Rule{Key: rules.Key{Kind: rules.KindClusterWatchRule, Name: "prod-web"},
+		Resources: []rules.Resource{{GVR: configMaps, Namespaced: true}}, NamespaceLabels: prod, Labels: web})
+	ix.Upsert(&rules.Rule{Key: rules.Key{Kind: rules.KindClusterWatchRule, Name: "everywhere"},
+		Resources: []rules.Resource{{GVR: configMaps, Namespaced: true}}})
+
+	inf := cache.NewSharedIndexInformer(&cache.ListWatch{}, &unstructured.Unstructured{}, 0, cache.Indexers{})
+	inTeam := configMap("u1", "1", "a")
+	elsewhere := configMap("u2", "1", "b")
+	elsewhere.SetNamespace("other")
+	for _, o := range []*unstructured.Unstructured{inTeam, elsewhere} {
+		if err := inf.GetStore().Add(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	tests := []struct {
+		name     string
+		old, cur labels.Set
+		want     []string // rule/name of each change handed on
+	}{
+		{"leaves the selector", labels.Set{"env": "prod"}, labels.Set{"env": "dev"}, []string{"ClusterWatchRule/prod/settings"}},
+		{"enters the selector", labels.Set{"env": "dev"}, labels.Set{"env": "prod"}, nil},
+		{"labels unchanged", labels.Set{"env": "prod"}, labels.Set{"env": "prod"}, nil},
+		{"another label changes", labels.Set{"env": "prod"}, labels.Set{"env": "prod", "team": "a"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := &recordingSink{}
+			w := newWatcher(Options{Index: ix, Store: NewStore(StoreOptions{}), Sink: sink})
+			w.informers[informerKey{resource: configMaps.GroupResource()}] = &runningInformer{gvr: configMaps, informer: inf, cancel: func() {}}
+			w.namespaceRelabelled("team", tt.old, tt.cur)
+			var got []string
+			for _, c := range sink.snapshot() {
+				if c.Operation != v1alpha1.OperationDelete || !c.LeftSelection || !c.User.IsUnknown() || c.Namespace != "team" {
+					t.Errorf("handed on %s left=%v by %s in %s, want a DELETE leaving the selection by unknown in team",
+						c.Operation, c.LeftSelection, c.User.Username, c.Namespace)
+				}
+				for _, r := range c.Rules {
+					got = append(got, r.Key.String()+"/"+c.Name)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("handed on %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -142,6 +142,27 @@ var _ = Describe("Convergence of the live path", func() {
 		Expect(f.lastAuthor(p)).To(Equal("carol"))
 	})
 
+	It("removes the files of a namespace relabelled out of a ClusterWatchRule's namespace selector", func() {
+		f := newFixture(ctx)
+		ns := f.ns + "-moving"
+		labelledNamespace(ctx, ns)
+		name := "moving-" + f.ns
+		newClusterRule(ctx, f, name, ns, []v1alpha1.ResourceSelector{{APIGroups: []string{""}, Resources: []string{"configmaps"}}})
+		Eventually(func() *metav1.Condition { return clusterRuleReady(ctx, name) }).Should(
+			And(Not(BeNil()), HaveField("Reason", v1alpha1.ReasonRuleActive)))
+		Eventually(func() bool { return op.Synced(ctx) }).Should(BeTrue())
+		waitWebhookCalled(ns, true)
+		mustKubectl("alice", "-n", ns, "create", "configmap", "settings", "--from-literal=a=b")
+		p := pathIn(ns, "", "configmaps", "settings")
+		Eventually(func() string { return f.file(p) }).ShouldNot(BeEmpty())
+
+		mustKubectl("bob", "label", "--overwrite", "namespace", ns, "reverser.test/select=elsewhere")
+		Eventually(func() []string { return gitSrv.ListFiles(f.repo, "main") }).ShouldNot(ContainElement(p))
+		// The webhook does not hear Namespace writes unless a rule records
+		// Namespaces: the removal is honestly unknown's.
+		Expect(f.lastAuthor(p)).To(Equal("unknown"))
+	})
+
 	It("records what a rule can at once, names a missing CRD, and records its objects once the CRD is established", func() {
 		f := newFixture(ctx)
 		ns := f.ns + "-crd"
