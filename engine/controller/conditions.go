@@ -26,8 +26,10 @@ type outcome struct {
 	// waitsForResources: the rule names resources the API server does
 	// not serve (yet); it is resolved again when a CRD serves one.
 	waitsForResources bool
-	reason            string
-	message           string
+	// transient: discovery failed for one of them; ask again soon.
+	transient bool
+	reason    string
+	message   string
 }
 
 func summarize(obj conditioned, o outcome, recorder events.EventRecorder) {

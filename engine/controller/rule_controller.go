@@ -159,7 +159,11 @@ func (r *RuleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	}
 	log.FromContext(ctx).V(1).Info("reconciled rule", "rule", key.String(), "ready", o.ready, "reason", o.reason)
 	if o.waitsForResources {
-		return ctrl.Result{RequeueAfter: r.resolveAgain(key)}, nil
+		after := r.resolveAgain(key)
+		if o.transient && after > r.retryInterval() {
+			after = r.retryInterval()
+		}
+		return ctrl.Result{RequeueAfter: after}, nil
 	}
 	if !o.ready {
 		return ctrl.Result{RequeueAfter: r.retryInterval()}, nil
@@ -245,7 +249,8 @@ func (r *RuleReconciler) build(ctx context.Context, key rules.Key, obj ruleObjec
 		for _, m := range resolution.Missing {
 			msgs = append(msgs, m.Err.Error())
 		}
-		return nil, outcome{stalled: true, waitsForResources: true, reason: v1alpha1.ReasonResourceNotFound, message: strings.Join(msgs, "; ")}
+		return nil, outcome{stalled: true, waitsForResources: true, transient: resolution.Transient(),
+			reason: v1alpha1.ReasonResourceNotFound, message: strings.Join(msgs, "; ")}
 	}
 	compiled.Resources = resolution.Resources
 
@@ -277,7 +282,7 @@ func (r *RuleReconciler) build(ctx context.Context, key rules.Key, obj ruleObjec
 	}
 	if len(resolution.Missing) > 0 {
 		// Record what resolves now; name what does not.
-		return compiled, outcome{ready: true, waitsForResources: true, reason: v1alpha1.ReasonPartiallyActive,
+		return compiled, outcome{ready: true, waitsForResources: true, transient: resolution.Transient(), reason: v1alpha1.ReasonPartiallyActive,
 			message: fmt.Sprintf("recording %d resource(s) to GitTarget %s; not served by the API server yet: %s",
 				len(resolution.Resources), target, strings.Join(resolution.MissingNames(), ", "))}
 	}

@@ -51,6 +51,9 @@ type Missing struct {
 	Name string
 	// Err says why it did not resolve.
 	Err error
+	// Transient is true when discovery failed (rather than answering
+	// that the resource is not served): worth asking again soon.
+	Transient bool
 }
 
 // Resolution is what resolved of a rule's resources, and what did not.
@@ -59,6 +62,16 @@ type Resolution struct {
 	Resources []Resource
 	// Missing are the resources not served, in the rule's order.
 	Missing []Missing
+}
+
+// Transient reports whether discovery failed for a missing resource.
+func (r Resolution) Transient() bool {
+	for _, m := range r.Missing {
+		if m.Transient {
+			return true
+		}
+	}
+	return false
 }
 
 // MissingNames returns the names of the missing resources.
@@ -95,7 +108,7 @@ func ResolveResources(mapper meta.RESTMapper, selectors []v1alpha1.ResourceSelec
 					r, err := resolveOne(mapper, in)
 					var re *ResolveError
 					if errors.As(err, &re) && re.missing {
-						out.Missing = append(out.Missing, Missing{Resource: in.GroupResource(), Name: describe(in), Err: err})
+						out.Missing = append(out.Missing, Missing{Resource: in.GroupResource(), Name: describe(in), Err: err, Transient: re.Err != nil})
 						continue
 					}
 					if err != nil {
