@@ -1,6 +1,7 @@
 # Changes written by the cluster itself (control-plane components, nodes,
 # controllers in kube-system) and by GitOps controllers (whose changes come
-# from Git already) are not recorded.
+# from Git already) are not recorded. Their deletes are: record.rego never
+# lets an ignore rule drop a DELETE (namespace deletion, garbage collection).
 package reverser
 
 # Users matched exactly, with what they are. The GitOps controllers are

@@ -50,3 +50,24 @@ test_people_and_other_service_accounts_are_recorded if {
 		reverser.record with input as by(user)
 	}
 }
+
+test_deletes_by_system_users_are_recorded if {
+	every user in {
+		"system:serviceaccount:kube-system:namespace-controller",
+		"system:serviceaccount:kube-system:generic-garbage-collector",
+		"system:serviceaccount:kube-system:ttl-after-finished-controller",
+		"system:node:worker-1",
+		"system:kube-controller-manager",
+		"system:serviceaccount:flux-system:kustomize-controller",
+	} {
+		req := object.union(by(user), {"operation": "DELETE", "object": null})
+		reverser.record with input as req
+	}
+}
+
+test_other_writes_by_system_users_stay_ignored if {
+	every op in {"CREATE", "UPDATE"} {
+		req := object.union(by("system:serviceaccount:kube-system:namespace-controller"), {"operation": op})
+		not reverser.record with input as req
+	}
+}

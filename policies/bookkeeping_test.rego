@@ -25,12 +25,14 @@ test_leader_configmap_is_ignored if {
 	not reverser.record with input as configmap("UPDATE", "my-operator-lock", {"control-plane.alpha.kubernetes.io/leader": "{\"holderIdentity\":\"pod-1\"}"})
 }
 
-test_leader_configmap_delete_is_ignored if {
+# A DELETE is always recorded (record.rego): the reason is still given.
+test_leader_configmap_delete_is_recorded_with_reason if {
 	req := object.union(configmap("DELETE", "my-operator-lock", {}), {
 		"object": null,
 		"oldObject": {"metadata": {"name": "my-operator-lock", "annotations": {"control-plane.alpha.kubernetes.io/leader": "{}"}}},
 	})
-	not reverser.record with input as req
+	reverser.record with input as req
+	reverser.reasons == {"leader-election record (control-plane.alpha.kubernetes.io/leader)"} with input as req
 }
 
 test_leader_annotation_on_other_group_is_recorded if {

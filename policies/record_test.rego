@@ -42,3 +42,10 @@ test_keep_without_ignore_records_with_reason if {
 	reverser.record with input as user_update with data.reverser.keep as keep
 	reverser.reasons == keep with input as user_update with data.reverser.keep as keep
 }
+
+test_delete_is_recorded_whatever_ignores if {
+	req := object.union(user_update, {"operation": "DELETE", "object": null})
+	ignore := {"a rule's own ignore"}
+	reverser.record with input as req with data.reverser.ignore as ignore
+	reverser.reasons == ignore with input as req with data.reverser.ignore as ignore
+}

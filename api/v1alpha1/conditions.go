@@ -45,6 +45,11 @@ const (
 	// ReasonResourceNotFound: a resource the rule names is not served by
 	// the API server.
 	ReasonResourceNotFound = "ResourceNotFound"
+	// ReasonPartiallyActive: the rule records the resources that resolve
+	// (Ready is True) while others it names are not served yet; the
+	// message names them, and a CRD that serves one is picked up when it
+	// is established.
+	ReasonPartiallyActive = "PartiallyActive"
 	// ReasonTargetNotFound: the GitTarget the rule references is missing.
 	ReasonTargetNotFound = "TargetNotFound"
 	// ReasonTargetNotReady: the referenced GitTarget exists but is not

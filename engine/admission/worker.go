@@ -94,7 +94,10 @@ func (h *Handler) process(req *request) error {
 	if subject == nil {
 		return fmt.Errorf("%s request carries no object", op)
 	}
-	if !h.selected(req, res, op, subject) {
+	// An update that moves the object out of a rule's selection removes
+	// its file there: the claim names who did it.
+	if !h.selected(req, res, op, subject) &&
+		(op != v1alpha1.OperationUpdate || old == nil || !h.selected(req, res, v1alpha1.OperationDelete, old)) {
 		return nil
 	}
 	matchedTotal.Inc()

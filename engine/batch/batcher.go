@@ -150,7 +150,10 @@ func (b *Batcher) handle(ctx context.Context, c change.Change) {
 				"resource", c.Resource.String(), "namespace", c.Namespace, "name", c.Name)
 			continue
 		}
-		if r.Policy != nil {
+		// A DELETE is never dropped by a policy: the file of an object
+		// that is gone (or left the selection) must go whoever removed it
+		// (docs/policies.md, "Deletes are always recorded").
+		if r.Policy != nil && c.Operation != v1alpha1.OperationDelete {
 			d, err := pd.decide(ctx, r.Policy)
 			switch {
 			case err != nil:

@@ -87,6 +87,12 @@ type Change struct {
 	Rules []*rules.Rule
 	// Observed is when the watch saw the change.
 	Observed time.Time
+	// LeftSelection marks a DELETE that is an UPDATE which moved the
+	// object out of the Rules' selection (its labels stopped matching):
+	// the object still exists, but its file must go. Object is the state
+	// before the update, where the file was written from; User is who
+	// made the update.
+	LeftSelection bool
 }
 
 // Sink receives confirmed changes. Record must not block for long: the

@@ -13,7 +13,18 @@
 //     only one write can leave; the persisted content picks among racing
 //     attempts (fingerprint; replicas for the scale subresource);
 //   - DELETE: the user who deleted the object, remembered when the deletion
-//     only set deletionTimestamp (finalizers), else the pending deletions.
+//     only set deletionTimestamp (finalizers), else the pending deletions;
+//   - an UPDATE that moves the object out of a rule's label selection is,
+//     for that rule, a DELETE of the old state (change.Change.LeftSelection)
+//     by the update's author.
+//
+// A namespace relabelled out of a ClusterWatchRule's namespace selector
+// hands on such a DELETE, by change.Unknown, for each object of the
+// namespace the rule selected.
+//
+// Informers cover what the rules need: a WatchRule's resource in its
+// namespace, or cluster-wide when a ClusterWatchRule needs it; Namespaces
+// while a rule selects namespaces by label.
 //
 // When the remaining claims disagree, the author is change.Unknown, never a
 // guess. When no claim is there yet, the decision waits a short grace (the

@@ -37,6 +37,7 @@ type event struct {
 	op       v1alpha1.Operation         // operation of the handed-on change
 	emit     bool                       // false: settles claims, hands on nothing
 	rules    []*rules.Rule              // rules that select the change
+	left     []*rules.Rule              // rules the update moved the object out of (MODIFIED)
 	observed time.Time                  // when the watch delivered it
 
 	fp     string

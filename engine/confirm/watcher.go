@@ -63,7 +63,10 @@ type Watcher struct {
 	now  func() time.Time
 
 	infMu     sync.Mutex
-	informers map[schema.GroupResource]*runningInformer
+	informers map[informerKey]*runningInformer
+	// namespaces watches Namespaces while a rule has a namespace
+	// selector: a namespace relabelled out of it takes its objects out.
+	namespaces *runningInformer
 
 	// waiting holds, per object, events that wait for the grace and the
 	// events behind them, so one object's changes leave in order.
@@ -103,7 +106,7 @@ func newWatcher(opts Options) *Watcher {
 	return &Watcher{
 		opts:      opts,
 		now:       time.Now,
-		informers: map[schema.GroupResource]*runningInformer{},
+		informers: map[informerKey]*runningInformer{},
 		waiting:   map[types.UID][]*event{},
 		wake:      make(chan struct{}, 1),
 		sinkCtx:   context.Background(),
@@ -141,77 +144,249 @@ func (w *Watcher) Start(ctx context.Context) error {
 }
 
 // Synced reports whether an informer runs and has synced for every
-// resource the index selects.
+// resource and namespace the index selects.
 func (w *Watcher) Synced() bool {
-	want := wantedResources(w.opts.Index.Resources())
+	want := wantedInformers(w.opts.Index.Resources())
+	needNamespaces := needsNamespaces(w.opts.Index)
 	w.infMu.Lock()
 	defer w.infMu.Unlock()
-	for gr, gvr := range want {
-		ri, ok := w.informers[gr]
+	for key, gvr := range want {
+		ri, ok := w.informers[key]
 		if !ok || ri.gvr != gvr || !ri.informer.HasSynced() {
 			return false
 		}
 	}
-	return true
+	return !needNamespaces || (w.namespaces != nil && w.namespaces.informer.HasSynced())
 }
 
-// wantedResources picks one version per group/resource (the smallest, for
-// a stable choice): two informers for one resource would see each event
-// twice.
-func wantedResources(uses map[schema.GroupVersionResource]rules.ResourceUse) map[schema.GroupResource]schema.GroupVersionResource {
-	out := map[schema.GroupResource]schema.GroupVersionResource{}
-	for gvr := range uses {
+// needsNamespaces reports whether a rule selects namespaces by label.
+func needsNamespaces(ix *rules.Index) bool {
+	for _, r := range ix.Rules() {
+		if r.NamespaceLabels != nil && !r.NamespaceLabels.Empty() {
+			return true
+		}
+	}
+	return false
+}
+
+// informerKey names one informer: a resource, cluster-wide (namespace "")
+// or in one namespace.
+type informerKey struct {
+	resource  schema.GroupResource
+	namespace string
+}
+
+// String renders the key for logs.
+func (k informerKey) String() string {
+	if k.namespace == "" {
+		return k.resource.String()
+	}
+	return k.resource.String() + " in " + k.namespace
+}
+
+// wantedInformers picks one version per group/resource (the smallest, for
+// a stable choice: two informers for one object would see each event
+// twice) and where to watch it: cluster-wide when a ClusterWatchRule
+// selects it, else one informer per namespace of the WatchRules that
+// select it, so that the cache holds what the rules can select, not the
+// cluster.
+func wantedInformers(uses map[schema.GroupVersionResource]rules.ResourceUse) map[informerKey]schema.GroupVersionResource {
+	version := map[schema.GroupResource]schema.GroupVersionResource{}
+	all := map[schema.GroupResource]bool{}
+	namespaces := map[schema.GroupResource]map[string]bool{}
+	for gvr, use := range uses {
 		gr := gvr.GroupResource()
-		if have, ok := out[gr]; !ok || gvr.Version < have.Version {
-			out[gr] = gvr
+		if have, ok := version[gr]; !ok || gvr.Version < have.Version {
+			version[gr] = gvr
+		}
+		if use.AllNamespaces {
+			all[gr] = true
+		}
+		for ns := range use.Namespaces {
+			if namespaces[gr] == nil {
+				namespaces[gr] = map[string]bool{}
+			}
+			namespaces[gr][ns] = true
+		}
+	}
+	out := map[informerKey]schema.GroupVersionResource{}
+	for gr, gvr := range version {
+		if all[gr] || len(namespaces[gr]) == 0 {
+			out[informerKey{resource: gr}] = gvr
+			continue
+		}
+		for ns := range namespaces[gr] {
+			out[informerKey{resource: gr, namespace: ns}] = gvr
 		}
 	}
 	return out
 }
 
 func (w *Watcher) syncInformers(ctx context.Context) {
-	want := wantedResources(w.opts.Index.Resources())
+	want := wantedInformers(w.opts.Index.Resources())
 	w.infMu.Lock()
 	defer w.infMu.Unlock()
-	for gr, ri := range w.informers {
-		if gvr, ok := want[gr]; !ok || gvr != ri.gvr {
+	// Stop what is no longer wanted first: an informer that overlapped
+	// its replacement (a namespace's and the cluster-wide one) would hand
+	// on its events twice. Changes in the gap are the full reconcile's.
+	for key, ri := range w.informers {
+		if gvr, ok := want[key]; !ok || gvr != ri.gvr {
 			ri.cancel()
-			delete(w.informers, gr)
-			w.opts.Log.V(1).Info("stopped watching", "resource", ri.gvr.String())
+			delete(w.informers, key)
+			w.opts.Log.V(1).Info("stopped watching", "resource", ri.gvr.String(), "namespace", key.namespace)
 		}
 	}
-	grs := make([]schema.GroupResource, 0, len(want))
-	for gr := range want {
-		grs = append(grs, gr)
+	keys := make([]informerKey, 0, len(want))
+	for key := range want {
+		keys = append(keys, key)
 	}
-	sort.Slice(grs, func(i, j int) bool { return grs[i].String() < grs[j].String() })
-	for _, gr := range grs {
-		if _, ok := w.informers[gr]; ok {
+	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	for _, key := range keys {
+		if _, ok := w.informers[key]; ok {
 			continue
 		}
-		gvr := want[gr]
-		inf := dynamicinformer.NewFilteredDynamicInformer(w.opts.Client, gvr, "", 0, cache.Indexers{}, nil).Informer()
+		gvr := want[key]
+		inf := dynamicinformer.NewFilteredDynamicInformer(w.opts.Client, gvr, key.namespace, 0, cache.Indexers{}, nil).Informer()
 		if err := inf.SetTransform(trim); err != nil {
-			w.opts.Log.Error(err, "setting the informer transform", "resource", gvr.String())
+			w.opts.Log.Error(err, "setting the informer transform", "resource", gvr.String(), "namespace", key.namespace)
 			continue
 		}
 		if _, err := inf.AddEventHandler(w.handlers(gvr)); err != nil {
-			w.opts.Log.Error(err, "adding the event handler", "resource", gvr.String())
+			w.opts.Log.Error(err, "adding the event handler", "resource", gvr.String(), "namespace", key.namespace)
 			continue
 		}
 		ictx, cancel := context.WithCancel(ctx)
-		w.informers[gr] = &runningInformer{gvr: gvr, informer: inf, cancel: cancel}
+		w.informers[key] = &runningInformer{gvr: gvr, informer: inf, cancel: cancel}
 		go inf.RunWithContext(ictx)
-		w.opts.Log.V(1).Info("watching", "resource", gvr.String())
+		w.opts.Log.V(1).Info("watching", "resource", gvr.String(), "namespace", key.namespace)
 	}
+	w.syncNamespaceInformer(ctx)
+}
+
+// namespacesGVR is the resource of Namespaces.
+var namespacesGVR = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+
+// syncNamespaceInformer runs a Namespace informer while a rule selects
+// namespaces by label. infMu is held.
+func (w *Watcher) syncNamespaceInformer(ctx context.Context) {
+	need := needsNamespaces(w.opts.Index)
+	switch {
+	case need && w.namespaces == nil:
+		inf := dynamicinformer.NewFilteredDynamicInformer(w.opts.Client, namespacesGVR, "", 0, cache.Indexers{}, nil).Informer()
+		if err := inf.SetTransform(trim); err != nil {
+			w.opts.Log.Error(err, "setting the namespace informer transform")
+			return
+		}
+		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			UpdateFunc: func(oldObj, newObj interface{}) {
+				old, ok1 := oldObj.(*unstructured.Unstructured)
+				cur, ok2 := newObj.(*unstructured.Unstructured)
+				if ok1 && ok2 {
+					w.namespaceRelabelled(cur.GetName(), labels.Set(old.GetLabels()), labels.Set(cur.GetLabels()))
+				}
+			},
+		}); err != nil {
+			w.opts.Log.Error(err, "adding the namespace event handler")
+			return
+		}
+		ictx, cancel := context.WithCancel(ctx)
+		w.namespaces = &runningInformer{gvr: namespacesGVR, informer: inf, cancel: cancel}
+		go inf.RunWithContext(ictx)
+	case !need && w.namespaces != nil:
+		w.namespaces.cancel()
+		w.namespaces = nil
+	}
+}
+
+// namespaceRelabelled hands on, for every rule whose namespace selector
+// matched the namespace's old labels and does not match the new ones, a
+// DELETE (LeftSelection) of each object of the namespace that the rule
+// selected. The author is unknown: the webhook does not hear Namespace
+// writes unless a rule records Namespaces, and the objects themselves did
+// not change.
+func (w *Watcher) namespaceRelabelled(namespace string, old, cur labels.Set) {
+	if labels.Equals(old, cur) {
+		return
+	}
+	now := w.now()
+	for _, r := range w.opts.Index.Rules() {
+		sel := r.NamespaceLabels
+		if sel == nil || sel.Empty() || !sel.Matches(old) || sel.Matches(cur) ||
+			(len(r.Operations) > 0 && !r.Operations[v1alpha1.OperationDelete]) {
+			continue
+		}
+		for _, res := range r.Resources {
+			if !res.Namespaced {
+				continue
+			}
+			for _, obj := range w.cached(informerKey{resource: res.GVR.GroupResource()}, namespace) {
+				if r.Labels != nil && !r.Labels.Empty() && !r.Labels.Matches(labels.Set(obj.GetLabels())) {
+					continue
+				}
+				confirmedUnattributed.Inc()
+				unknownAuthorTotal.Inc()
+				w.opts.Sink.Record(w.sinkCtx, change.Change{
+					Operation:       v1alpha1.OperationDelete,
+					Resource:        res.GVR,
+					Namespace:       namespace,
+					Name:            obj.GetName(),
+					UID:             obj.GetUID(),
+					ResourceVersion: obj.GetResourceVersion(),
+					Object:          obj,
+					User:            change.Unknown,
+					Rules:           []*rules.Rule{r},
+					Observed:        now,
+					LeftSelection:   true,
+				})
+			}
+		}
+	}
+}
+
+// cached returns copies of the objects of namespace that the informer of
+// key holds.
+func (w *Watcher) cached(key informerKey, namespace string) []*unstructured.Unstructured {
+	w.infMu.Lock()
+	ri, ok := w.informers[key]
+	w.infMu.Unlock()
+	if !ok {
+		return nil
+	}
+	var out []*unstructured.Unstructured
+	for _, o := range ri.informer.GetStore().List() {
+		if u, ok := o.(*unstructured.Unstructured); ok && u.GetNamespace() == namespace {
+			out = append(out, u.DeepCopy())
+		}
+	}
+	return out
+}
+
+// Informers returns, for each resource watched, the namespaces its
+// informers cover ("" for cluster-wide), sorted; for tests and
+// diagnostics.
+func (w *Watcher) Informers() map[schema.GroupVersionResource][]string {
+	w.infMu.Lock()
+	defer w.infMu.Unlock()
+	out := map[schema.GroupVersionResource][]string{}
+	for key, ri := range w.informers {
+		out[ri.gvr] = append(out[ri.gvr], key.namespace)
+	}
+	for _, ns := range out {
+		sort.Strings(ns)
+	}
+	return out
 }
 
 func (w *Watcher) stopInformers() {
 	w.infMu.Lock()
 	defer w.infMu.Unlock()
-	for gr, ri := range w.informers {
+	for key, ri := range w.informers {
 		ri.cancel()
-		delete(w.informers, gr)
+		delete(w.informers, key)
+	}
+	if w.namespaces != nil {
+		w.namespaces.cancel()
+		w.namespaces = nil
 	}
 }
 
@@ -283,12 +458,23 @@ func (w *Watcher) rulesFor(ev *event) []*rules.Rule {
 	}, w.opts.NamespaceLabels)
 }
 
+// leftFor returns the rules a MODIFIED event moved the object out of: they
+// selected its old labels and do not select the new ones.
+func (w *Watcher) leftFor(ev *event) []*rules.Rule {
+	if ev.kind != eventModified || !ev.emit || ev.old == nil {
+		return nil
+	}
+	return w.opts.Index.Left(ev.resource.GroupResource(), ev.obj.GetNamespace(),
+		labels.Set(ev.old.GetLabels()), labels.Set(ev.obj.GetLabels()), w.opts.NamespaceLabels)
+}
+
 // observe is the informer handler's path: it decides at once when the
 // claims allow, and otherwise leaves the event to the grace worker. It never
 // waits.
 func (w *Watcher) observe(ev *event) {
 	ev.rules = w.rulesFor(ev)
-	if len(ev.rules) == 0 || (ev.kind == eventModified && !ev.emit) {
+	ev.left = w.leftFor(ev)
+	if (len(ev.rules) == 0 && len(ev.left) == 0) || (ev.kind == eventModified && !ev.emit) {
 		// No rule selects it, or it hands on nothing: settle its
 		// claims so they do not linger.
 		w.opts.Store.settle(ev)
@@ -415,19 +601,38 @@ func (w *Watcher) emit(ev *event, user change.User) {
 	} else {
 		confirmedAttributed.Inc()
 	}
-	w.opts.Sink.Record(w.sinkCtx, change.Change{
-		Operation:       ev.op,
-		Resource:        ev.resource,
-		Namespace:       ev.obj.GetNamespace(),
-		Name:            ev.obj.GetName(),
-		UID:             ev.obj.GetUID(),
-		ResourceVersion: ev.obj.GetResourceVersion(),
-		Object:          ev.obj,
-		OldObject:       ev.old,
-		User:            user,
-		Rules:           ev.rules,
-		Observed:        ev.observed,
-	})
+	if len(ev.rules) > 0 {
+		w.opts.Sink.Record(w.sinkCtx, change.Change{
+			Operation:       ev.op,
+			Resource:        ev.resource,
+			Namespace:       ev.obj.GetNamespace(),
+			Name:            ev.obj.GetName(),
+			UID:             ev.obj.GetUID(),
+			ResourceVersion: ev.obj.GetResourceVersion(),
+			Object:          ev.obj,
+			OldObject:       ev.old,
+			User:            user,
+			Rules:           ev.rules,
+			Observed:        ev.observed,
+		})
+	}
+	if len(ev.left) > 0 {
+		// The update moved the object out of these rules: for them it is
+		// a deletion by the same user, of the file its old state wrote.
+		w.opts.Sink.Record(w.sinkCtx, change.Change{
+			Operation:       v1alpha1.OperationDelete,
+			Resource:        ev.resource,
+			Namespace:       ev.obj.GetNamespace(),
+			Name:            ev.obj.GetName(),
+			UID:             ev.obj.GetUID(),
+			ResourceVersion: ev.obj.GetResourceVersion(),
+			Object:          ev.old,
+			User:            user,
+			Rules:           ev.left,
+			Observed:        ev.observed,
+			LeftSelection:   true,
+		})
+	}
 }
 
 // deadline is when the head event of an object stops waiting.

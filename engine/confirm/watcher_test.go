@@ -5,8 +5,13 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/cache"
+
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/change"
+	"github.com/gitops-reverser/gitops-reverser/engine/rules"
 )
 
 // step is one thing that happens: a claim reaches the store, or the watch
@@ -25,6 +30,10 @@ func claims(ps ...change.Pending) []step {
 	}
 	return out
 }
+
+// leftSuffix marks a DELETE handed on because the object left the
+// selection.
+const leftSuffix = "/left"
 
 // handedOn is what a user sees of a change: operation and author.
 type handedOn struct {
@@ -189,13 +198,46 @@ func TestWatcher_observe_pairing(t *testing.T) {
 			name: "an object no rule selects hands on nothing and settles its claims",
 			steps: func(t *testing.T) []step {
 				return []step{
-					claim(update(t, alice, "1", withLabel(configMap("u1", "1", "a"), "app", "ignored"))),
+					claim(update(t, alice, "1", withLabel(configMap("u1", "1", "b"), "app", "ignored"))),
 					observe(func() *event {
-						return modifiedEvent(configMaps, configMap("u1", "1", "a"), withLabel(configMap("u1", "2", "a"), "app", "ignored"))
+						return modifiedEvent(configMaps, withLabel(configMap("u1", "1", "a"), "app", "ignored"), withLabel(configMap("u1", "2", "b"), "app", "ignored"))
 					}),
 				}
 			},
 			want: nil,
+		},
+		{
+			name: "an update that moves the object out of the selection is a deletion by its author",
+			steps: func(t *testing.T) []step {
+				return []step{
+					claim(update(t, alice, "1", withLabel(configMap("u1", "2", "a"), "app", "ignored"))),
+					observe(func() *event {
+						return modifiedEvent(configMaps, withLabel(configMap("u1", "1", "a"), "app", "web"), withLabel(configMap("u1", "2", "a"), "app", "ignored"))
+					}),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationDelete + leftSuffix, "alice"}},
+		},
+		{
+			name: "leaving the selection without a claim is a deletion by unknown",
+			steps: func(t *testing.T) []step {
+				return []step{observe(func() *event {
+					return modifiedEvent(configMaps, configMap("u1", "1", "a"), withLabel(configMap("u1", "2", "a"), "app", "ignored"))
+				})}
+			},
+			want: []handedOn{{v1alpha1.OperationDelete + leftSuffix, change.UnknownUsername}},
+		},
+		{
+			name: "an update that moves the object into the selection is an update",
+			steps: func(t *testing.T) []step {
+				return []step{
+					claim(update(t, bob, "1", withLabel(configMap("u1", "2", "a"), "app", "web"))),
+					observe(func() *event {
+						return modifiedEvent(configMaps, withLabel(configMap("u1", "1", "a"), "app", "ignored"), withLabel(configMap("u1", "2", "a"), "app", "web"))
+					}),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationUpdate, "bob"}},
 		},
 	}
 	for _, tt := range tests {
@@ -216,7 +258,15 @@ func TestWatcher_observe_pairing(t *testing.T) {
 			})
 			var got []handedOn
 			for _, c := range sink.snapshot() {
-				got = append(got, handedOn{c.Operation, c.User.Username})
+				op := c.Operation
+				if c.LeftSelection {
+					op += leftSuffix
+					// The file to remove is where the old state was written.
+					if c.Object == nil || c.Object.GetLabels()["app"] == "ignored" {
+						t.Errorf("a change leaving the selection must carry the old object, got %v", c.Object)
+					}
+				}
+				got = append(got, handedOn{op, c.User.Username})
 				if len(c.Rules) == 0 || c.Object == nil {
 					t.Errorf("change %s %s/%s has no rules or no object", c.Operation, c.Namespace, c.Name)
 				}
@@ -249,5 +299,59 @@ func TestWatcher_observe_countsAttribution(t *testing.T) {
 	}
 	if d := counterValue(t, unknownAuthorTotal) - unknown; d != 1 {
 		t.Errorf("unknown authors counted %v, want 1", d)
+	}
+}
+
+func TestWatcher_namespaceRelabelled_cases(t *testing.T) {
+	prod := labels.SelectorFromSet(labels.Set{"env": "prod"})
+	web := labels.SelectorFromSet(labels.Set{"app": "web"})
+	ix := rules.NewIndex()
+	ix.Upsert(&rules.Rule{Key: rules.Key{Kind: rules.KindClusterWatchRule, Name: "prod"},
+		Resources: []rules.Resource{{GVR: configMaps, Namespaced: true}}, NamespaceLabels: prod})
+	ix.Upsert(&rules.Rule{Key: rules.Key{Kind: rules.KindClusterWatchRule, Name: "prod-web"},
+		Resources: []rules.Resource{{GVR: configMaps, Namespaced: true}}, NamespaceLabels: prod, Labels: web})
+	ix.Upsert(&rules.Rule{Key: rules.Key{Kind: rules.KindClusterWatchRule, Name: "everywhere"},
+		Resources: []rules.Resource{{GVR: configMaps, Namespaced: true}}})
+
+	inf := cache.NewSharedIndexInformer(&cache.ListWatch{}, &unstructured.Unstructured{}, 0, cache.Indexers{})
+	inTeam := configMap("u1", "1", "a")
+	elsewhere := configMap("u2", "1", "b")
+	elsewhere.SetNamespace("other")
+	for _, o := range []*unstructured.Unstructured{inTeam, elsewhere} {
+		if err := inf.GetStore().Add(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	tests := []struct {
+		name     string
+		old, cur labels.Set
+		want     []string // rule/name of each change handed on
+	}{
+		{"leaves the selector", labels.Set{"env": "prod"}, labels.Set{"env": "dev"}, []string{"ClusterWatchRule/prod/settings"}},
+		{"enters the selector", labels.Set{"env": "dev"}, labels.Set{"env": "prod"}, nil},
+		{"labels unchanged", labels.Set{"env": "prod"}, labels.Set{"env": "prod"}, nil},
+		{"another label changes", labels.Set{"env": "prod"}, labels.Set{"env": "prod", "team": "a"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := &recordingSink{}
+			w := newWatcher(Options{Index: ix, Store: NewStore(StoreOptions{}), Sink: sink})
+			w.informers[informerKey{resource: configMaps.GroupResource()}] = &runningInformer{gvr: configMaps, informer: inf, cancel: func() {}}
+			w.namespaceRelabelled("team", tt.old, tt.cur)
+			var got []string
+			for _, c := range sink.snapshot() {
+				if c.Operation != v1alpha1.OperationDelete || !c.LeftSelection || !c.User.IsUnknown() || c.Namespace != "team" {
+					t.Errorf("handed on %s left=%v by %s in %s, want a DELETE leaving the selection by unknown in team",
+						c.Operation, c.LeftSelection, c.User.Username, c.Namespace)
+				}
+				for _, r := range c.Rules {
+					got = append(got, r.Key.String()+"/"+c.Name)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("handed on %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

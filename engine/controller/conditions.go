@@ -23,8 +23,13 @@ type conditioned interface {
 type outcome struct {
 	ready   bool
 	stalled bool
-	reason  string
-	message string
+	// waitsForResources: the rule names resources the API server does
+	// not serve (yet); it is resolved again when a CRD serves one.
+	waitsForResources bool
+	// transient: discovery failed for one of them; ask again soon.
+	transient bool
+	reason    string
+	message   string
 }
 
 func summarize(obj conditioned, o outcome, recorder events.EventRecorder) {

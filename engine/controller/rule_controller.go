@@ -64,14 +64,24 @@ type RuleReconciler struct {
 	Recorder events.EventRecorder
 	// Cluster is true for the ClusterWatchRule reconciler.
 	Cluster bool
-	// RetryInterval is how soon a rule whose resource or target is
-	// missing is checked again (a CRD may be installed later).
+	// RetryInterval is how soon a rule whose target, policy or module
+	// is not ready is checked again.
 	RetryInterval time.Duration
+	// ResolveInterval is how soon a rule that names a resource the API
+	// server does not serve is resolved again when nothing announced it;
+	// a CustomResourceDefinition that serves it triggers a resolve within
+	// a second. Zero means 5 minutes (aggregated APIs have no CRD).
+	ResolveInterval time.Duration
+
+	// waiting remembers, per rule, the resources it names that are not
+	// served, so that a CRD event finds the rules to resolve again.
+	waiting waitingRules
 }
 
 // +kubebuilder:rbac:groups=reverser.gitops-reverser.dev,resources=watchrules;clusterwatchrules,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=reverser.gitops-reverser.dev,resources=watchrules/status;clusterwatchrules/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=reverser.gitops-reverser.dev,resources=gittargets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch
 
 // ruleObject is what both rule kinds offer the reconciler.
 type ruleObject interface {
@@ -96,6 +106,10 @@ func (r *RuleReconciler) newObject() ruleObject {
 // Reconcile resolves one rule and updates the index and the rule's status.
 func (r *RuleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	key := rules.Key{Kind: r.kind(), Namespace: req.Namespace, Name: req.Name}
+	if r.waiting.announced(key, time.Now()) {
+		// A CRD this rule waits for changed: ask discovery afresh.
+		r.resetMapper()
+	}
 	obj := r.newObject()
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -144,13 +158,40 @@ func (r *RuleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{}, fmt.Errorf("patching status of %s: %w", key, err)
 	}
 	log.FromContext(ctx).V(1).Info("reconciled rule", "rule", key.String(), "ready", o.ready, "reason", o.reason)
+	if o.waitsForResources {
+		after := r.resolveAgain(key)
+		if o.transient && after > r.retryInterval() {
+			after = r.retryInterval()
+		}
+		return ctrl.Result{RequeueAfter: after}, nil
+	}
 	if !o.ready {
 		return ctrl.Result{RequeueAfter: r.retryInterval()}, nil
 	}
 	return ctrl.Result{}, nil
 }
 
+// resolveAgain is when a rule waiting for resources is resolved again: soon
+// while a CRD it waits for was just announced (discovery follows a CRD's
+// Established condition by a moment), else after ResolveInterval.
+func (r *RuleReconciler) resolveAgain(key rules.Key) time.Duration {
+	if r.waiting.announced(key, time.Now()) {
+		return time.Second
+	}
+	if r.ResolveInterval > 0 {
+		return r.ResolveInterval
+	}
+	return 5 * time.Minute
+}
+
+func (r *RuleReconciler) resetMapper() {
+	if m, ok := r.Mapper.(meta.ResettableRESTMapper); ok {
+		m.Reset()
+	}
+}
+
 func (r *RuleReconciler) forget(key rules.Key) {
+	r.waiting.set(key, nil)
 	r.Index.Delete(key)
 	r.loaded.swap(context.Background(), key, nil)
 	if r.Policies != nil {
@@ -197,11 +238,21 @@ func (r *RuleReconciler) build(ctx context.Context, key rules.Key, obj ruleObjec
 	}
 	compiled.Labels = sel
 
-	resources, err := rules.ResolveResources(r.Mapper, spec.Resources, r.Cluster)
+	resolution, err := rules.ResolveResources(r.Mapper, spec.Resources, r.Cluster)
 	if err != nil {
+		r.waiting.set(key, nil)
 		return nil, failed(err)
 	}
-	compiled.Resources = resources
+	r.waiting.set(key, resolution.Missing)
+	if len(resolution.Resources) == 0 && len(resolution.Missing) > 0 {
+		msgs := make([]string, 0, len(resolution.Missing))
+		for _, m := range resolution.Missing {
+			msgs = append(msgs, m.Err.Error())
+		}
+		return nil, outcome{stalled: true, waitsForResources: true, transient: resolution.Transient(),
+			reason: v1alpha1.ReasonResourceNotFound, message: strings.Join(msgs, "; ")}
+	}
+	compiled.Resources = resolution.Resources
 
 	if r.Policies != nil {
 		policy, o, ok := r.policy(ctx, key, spec, policyNamespace(obj, target))
@@ -229,8 +280,14 @@ func (r *RuleReconciler) build(ctx context.Context, key rules.Key, obj ruleObjec
 		}
 		return compiled, outcome{reason: v1alpha1.ReasonTargetNotReady, message: msg}
 	}
+	if len(resolution.Missing) > 0 {
+		// Record what resolves now; name what does not.
+		return compiled, outcome{ready: true, waitsForResources: true, transient: resolution.Transient(), reason: v1alpha1.ReasonPartiallyActive,
+			message: fmt.Sprintf("recording %d resource(s) to GitTarget %s; not served by the API server yet: %s",
+				len(resolution.Resources), target, strings.Join(resolution.MissingNames(), ", "))}
+	}
 	return compiled, outcome{ready: true, reason: v1alpha1.ReasonRuleActive,
-		message: fmt.Sprintf("recording %d resource(s) to GitTarget %s", len(resources), target)}
+		message: fmt.Sprintf("recording %d resource(s) to GitTarget %s", len(resolution.Resources), target)}
 }
 
 // modules loads the rule's sanitizers and layout. Any failure (missing
@@ -389,7 +446,8 @@ func (r *RuleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.GitTarget{}, handler.EnqueueRequestsFromMapFunc(r.rulesForTarget)).
-		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.rulesForPolicy), builder.OnlyMetadata)
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.rulesForPolicy), builder.OnlyMetadata).
+		Watches(crdMetadata(), handler.EnqueueRequestsFromMapFunc(r.rulesForCRD))
 	if r.HealthEvents != nil {
 		b = b.WatchesRawSource(source.Channel(r.HealthEvents, &handler.EnqueueRequestForObject{}))
 	}

@@ -130,6 +130,9 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 	if err := mgr.Add(healthEvents); err != nil {
 		return nil, fmt.Errorf("adding the rule health events: %w", err)
 	}
+	// One discovery mapper for both rule controllers, reset when a CRD
+	// that a rule waits for changes.
+	mapper := controller.NewDiscoveryMapper(mgr.GetConfig(), mgr.GetHTTPClient())
 	for _, cluster := range []bool{false, true} {
 		events := healthEvents.Namespaced
 		if cluster {
@@ -142,7 +145,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 			Client:        mgr.GetClient(),
 			APIReader:     mgr.GetAPIReader(),
 			Policies:      registry,
-			Mapper:        mgr.GetRESTMapper(),
+			Mapper:        mapper,
 			Index:         op.Index,
 			Recorder:      recorder,
 			Cluster:       cluster,

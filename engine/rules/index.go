@@ -218,6 +218,27 @@ func (ix *Index) Match(req Request, nsLabels NamespaceLabeler) []*Rule {
 	return out
 }
 
+// Left returns the rules, ordered by key, that selected an object with the
+// labels old and do not select it with the labels cur (an update moved it
+// out of their label selection), among those that record deletions: their
+// file of the object must go. Namespace selectors do not change between
+// the two states.
+func (ix *Index) Left(resource schema.GroupResource, namespace string, old, cur labels.Set, nsLabels NamespaceLabeler) []*Rule {
+	snap := ix.current.Load()
+	var out []*Rule
+	for _, r := range snap.byResource[resource] {
+		req := Request{Resource: resource, Namespace: namespace, Labels: old, Operation: v1alpha1.OperationDelete}
+		if !r.Selects(req, nsLabels) {
+			continue
+		}
+		req.Labels = cur
+		if !r.Selects(req, nsLabels) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // Selects reports whether the rule selects the request.
 func (r *Rule) Selects(req Request, nsLabels NamespaceLabeler) bool {
 	if len(r.Operations) > 0 && !r.Operations[req.Operation] {
@@ -267,6 +288,14 @@ func (ix *Index) Resources() map[schema.GroupVersionResource]ResourceUse {
 		for _, res := range r.Resources {
 			use := out[res.GVR]
 			use.Namespaced = res.Namespaced
+			if r.Namespace == "" || !res.Namespaced {
+				use.AllNamespaces = true
+			} else {
+				if use.Namespaces == nil {
+					use.Namespaces = map[string]bool{}
+				}
+				use.Namespaces[r.Namespace] = true
+			}
 			if use.Operations == nil {
 				use.Operations = map[v1alpha1.Operation]bool{}
 			}
@@ -288,6 +317,12 @@ func (ix *Index) Resources() map[schema.GroupVersionResource]ResourceUse {
 type ResourceUse struct {
 	// Namespaced is true for namespaced resources.
 	Namespaced bool
+	// AllNamespaces is true when a ClusterWatchRule selects the resource
+	// (or it is cluster-scoped): it is watched cluster-wide.
+	AllNamespaces bool
+	// Namespaces are the namespaces of the WatchRules that select the
+	// resource; they matter only when AllNamespaces is false.
+	Namespaces map[string]bool
 	// Operations is the union of the operations the rules record.
 	Operations map[v1alpha1.Operation]bool
 }

@@ -178,3 +178,56 @@ func TestIndex_Upsert_keepsActivationAcrossUpdates(t *testing.T) {
 		t.Fatalf("a re-created rule kept the old activation %v", again.Active)
 	}
 }
+
+func TestIndex_Left_cases(t *testing.T) {
+	team := labels.SelectorFromSet(labels.Set{"team": "a"})
+	ix := NewIndex()
+	ix.Upsert(rule(KindWatchRule, "shop", "all", configmaps))
+	labelled := rule(KindWatchRule, "shop", "team-a", configmaps)
+	labelled.Labels = team
+	ix.Upsert(labelled)
+	noDeletes := rule(KindWatchRule, "shop", "team-a-no-deletes", configmaps, v1alpha1.OperationCreate, v1alpha1.OperationUpdate)
+	noDeletes.Labels = team
+	ix.Upsert(noDeletes)
+
+	tests := []struct {
+		name     string
+		ns       string
+		old, cur labels.Set
+		want     []string
+	}{
+		{"label removed", "shop", labels.Set{"team": "a"}, labels.Set{}, []string{"WatchRule/shop/team-a"}},
+		{"label changed", "shop", labels.Set{"team": "a"}, labels.Set{"team": "b"}, []string{"WatchRule/shop/team-a"}},
+		{"label kept", "shop", labels.Set{"team": "a"}, labels.Set{"team": "a", "x": "y"}, nil},
+		{"label added", "shop", labels.Set{}, labels.Set{"team": "a"}, nil},
+		{"never selected", "shop", labels.Set{"team": "b"}, labels.Set{}, nil},
+		{"other namespace", "dev", labels.Set{"team": "a"}, labels.Set{}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, r := range ix.Left(configmaps.GroupResource(), tt.ns, tt.old, tt.cur, nil) {
+				got = append(got, r.Key.String())
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("Left = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestIndex_Resources_namespaces(t *testing.T) {
+	ix := NewIndex()
+	ix.Upsert(rule(KindWatchRule, "shop", "a", configmaps))
+	ix.Upsert(rule(KindWatchRule, "dev", "b", configmaps))
+	ix.Upsert(rule(KindWatchRule, "shop", "c", deployments))
+	ix.Upsert(rule(KindClusterWatchRule, "", "d", deployments))
+
+	uses := ix.Resources()
+	if cm := uses[configmaps]; cm.AllNamespaces || !cm.Namespaces["shop"] || !cm.Namespaces["dev"] || len(cm.Namespaces) != 2 {
+		t.Fatalf("configmaps: %+v, want namespaces shop and dev only", cm)
+	}
+	if d := uses[deployments]; !d.AllNamespaces {
+		t.Fatalf("deployments: %+v, want all namespaces (a ClusterWatchRule)", d)
+	}
+}

@@ -22,6 +22,9 @@ type ResolveError struct {
 	Message string
 	// Err is the underlying error, if any.
 	Err error
+	// missing: the resource is not served (yet); the rest of the rule
+	// may still resolve.
+	missing bool
 }
 
 // Error implements error.
@@ -38,11 +41,56 @@ func (e *ResolveError) Unwrap() error { return e.Err }
 // ReasonUnsupportedScope: a WatchRule names a cluster-scoped resource.
 const ReasonUnsupportedScope = "UnsupportedScope"
 
+// Missing is a resource a rule names that the API server does not serve
+// (yet): a CRD not installed or not established, an aggregated API that is
+// down.
+type Missing struct {
+	// Resource is the group and plural resource as the rule names it.
+	Resource schema.GroupResource
+	// Name is how conditions show it (resource.version.group).
+	Name string
+	// Err says why it did not resolve.
+	Err error
+	// Transient is true when discovery failed (rather than answering
+	// that the resource is not served): worth asking again soon.
+	Transient bool
+}
+
+// Resolution is what resolved of a rule's resources, and what did not.
+type Resolution struct {
+	// Resources resolved, in the rule's order, without duplicates.
+	Resources []Resource
+	// Missing are the resources not served, in the rule's order.
+	Missing []Missing
+}
+
+// Transient reports whether discovery failed for a missing resource.
+func (r Resolution) Transient() bool {
+	for _, m := range r.Missing {
+		if m.Transient {
+			return true
+		}
+	}
+	return false
+}
+
+// MissingNames returns the names of the missing resources.
+func (r Resolution) MissingNames() []string {
+	out := make([]string, 0, len(r.Missing))
+	for _, m := range r.Missing {
+		out = append(out, m.Name)
+	}
+	return out
+}
+
 // ResolveResources maps the rule's selectors to served resources through
-// the API server's discovery. A namespaced WatchRule (clusterRule false) may
-// only select namespaced resources.
-func ResolveResources(mapper meta.RESTMapper, selectors []v1alpha1.ResourceSelector, clusterRule bool) ([]Resource, error) {
-	var out []Resource
+// the API server's discovery. A resource that is not served is Missing, and
+// the others still resolve: a rule records what it can. An error means the
+// rule itself is wrong (a wildcard, a subresource, or for a namespaced
+// WatchRule, clusterRule false, a cluster-scoped resource) and the user
+// must change it.
+func ResolveResources(mapper meta.RESTMapper, selectors []v1alpha1.ResourceSelector, clusterRule bool) (Resolution, error) {
+	var out Resolution
 	seen := map[schema.GroupVersionResource]bool{}
 	for _, sel := range selectors {
 		groups := sel.APIGroups
@@ -56,17 +104,23 @@ func ResolveResources(mapper meta.RESTMapper, selectors []v1alpha1.ResourceSelec
 		for _, g := range groups {
 			for _, v := range versions {
 				for _, res := range sel.Resources {
-					r, err := resolveOne(mapper, schema.GroupVersionResource{Group: g, Version: v, Resource: strings.ToLower(res)})
+					in := schema.GroupVersionResource{Group: g, Version: v, Resource: strings.ToLower(res)}
+					r, err := resolveOne(mapper, in)
+					var re *ResolveError
+					if errors.As(err, &re) && re.missing {
+						out.Missing = append(out.Missing, Missing{Resource: in.GroupResource(), Name: describe(in), Err: err, Transient: re.Err != nil})
+						continue
+					}
 					if err != nil {
-						return nil, err
+						return Resolution{}, err
 					}
 					if !clusterRule && !r.Namespaced {
-						return nil, &ResolveError{Reason: ReasonUnsupportedScope,
+						return Resolution{}, &ResolveError{Reason: ReasonUnsupportedScope,
 							Message: fmt.Sprintf("resource %q is cluster-scoped; a WatchRule selects only within its namespace, use a ClusterWatchRule", describe(r.GVR))}
 					}
 					if !seen[r.GVR] {
 						seen[r.GVR] = true
-						out = append(out, r)
+						out.Resources = append(out.Resources, r)
 					}
 				}
 			}
@@ -95,12 +149,14 @@ func resolveOne(mapper meta.RESTMapper, in schema.GroupVersionResource) (Resourc
 	return Resource{GVR: gvr, Namespaced: mapping.Scope.Name() == meta.RESTScopeNameNamespace}, nil
 }
 
+// notFound: a resource that discovery does not know (or could not be asked
+// about) is missing; the rule is resolved again when discovery changes.
 func notFound(in schema.GroupVersionResource, err error) error {
 	if meta.IsNoMatchError(err) || errors.Is(err, &meta.NoResourceMatchError{}) {
-		return &ResolveError{Reason: v1alpha1.ReasonResourceNotFound,
+		return &ResolveError{Reason: v1alpha1.ReasonResourceNotFound, missing: true,
 			Message: fmt.Sprintf("resource %q is not served by the API server", describe(in))}
 	}
-	return &ResolveError{Reason: v1alpha1.ReasonResourceNotFound,
+	return &ResolveError{Reason: v1alpha1.ReasonResourceNotFound, missing: true,
 		Message: fmt.Sprintf("resource %q could not be resolved", describe(in)), Err: err}
 }
 

@@ -1,0 +1,145 @@
+package confirm
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/gitops-reverser/gitops-reverser/engine/rules"
+	"github.com/gitops-reverser/gitops-reverser/test/controlplane"
+)
+
+// cachedByNamespace counts the objects the watcher's informers hold, by
+// namespace, and lists the namespaces the informers watch ("" for
+// cluster-wide).
+func cachedByNamespace(w *Watcher) (counts map[string]int, watched []string) {
+	w.infMu.Lock()
+	defer w.infMu.Unlock()
+	counts = map[string]int{}
+	for key, ri := range w.informers {
+		watched = append(watched, key.namespace)
+		for _, o := range ri.informer.GetStore().List() {
+			if u, ok := o.(*unstructured.Unstructured); ok {
+				counts[u.GetNamespace()]++
+			}
+		}
+	}
+	sort.Strings(watched)
+	return counts, watched
+}
+
+// TestWatcher_Start_namespacedRuleCachesOnlyItsNamespace runs the watcher
+// against a real kube-apiserver: a WatchRule's informer lists only its
+// namespace; a ClusterWatchRule for the same resource turns it into one
+// cluster-wide informer, and back when it goes.
+func TestWatcher_Start_namespacedRuleCachesOnlyItsNamespace(t *testing.T) {
+	env, err := controlplane.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	ctx := context.Background()
+	kube, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ns, n := range map[string]int{"mine": 2, "others": 3} {
+		if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("cm-%d", i)}}
+			if _, err := kube.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	ix := rules.NewIndex()
+	ix.Upsert(&rules.Rule{
+		Key:       rules.Key{Kind: rules.KindWatchRule, Namespace: "mine", Name: "r"},
+		Namespace: "mine",
+		Resources: []rules.Resource{{GVR: configMaps, Namespaced: true}},
+	})
+	w, err := NewWatcher(Options{Client: dyn, Index: ix, Store: NewStore(StoreOptions{}), Sink: &recordingSink{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = w.Start(runCtx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+
+	eventually(t, "the namespaced informer synced", w.Synced)
+	counts, watched := cachedByNamespace(w)
+	if fmt.Sprint(watched) != "[mine]" || fmt.Sprint(counts) != "map[mine:2]" {
+		t.Fatalf("a WatchRule in mine: informers %q hold %v, want [mine] holding map[mine:2]", watched, counts)
+	}
+
+	cluster := rules.Key{Kind: rules.KindClusterWatchRule, Name: "c"}
+	ix.Upsert(&rules.Rule{Key: cluster, Resources: []rules.Resource{{GVR: configMaps, Namespaced: true}}})
+	eventually(t, "one cluster-wide informer", func() bool {
+		_, watched := cachedByNamespace(w)
+		return w.Synced() && fmt.Sprint(watched) == "[]"
+	})
+	if counts, _ := cachedByNamespace(w); counts["others"] != 3 || counts["mine"] != 2 {
+		t.Fatalf("the cluster-wide informer holds %v, want others:3 and mine:2 among them", counts)
+	}
+
+	ix.Delete(cluster)
+	eventually(t, "back to the namespaced informer", func() bool {
+		counts, watched := cachedByNamespace(w)
+		return w.Synced() && fmt.Sprint(watched) == "[mine]" && fmt.Sprint(counts) == "map[mine:2]"
+	})
+}
+
+// TestWantedInformers_cases: one informer per resource and namespace, or
+// one cluster-wide, one version per resource.
+func TestWantedInformers_cases(t *testing.T) {
+	uses := map[string]rules.ResourceUse{
+		"namespaced": {Namespaced: true, Namespaces: map[string]bool{"a": true, "b": true}},
+		"cluster":    {Namespaced: true, AllNamespaces: true, Namespaces: map[string]bool{"a": true}},
+	}
+	tests := []struct {
+		name string
+		use  string
+		want string
+	}{
+		{"WatchRules in two namespaces", "namespaced", "[configmaps in a configmaps in b]"},
+		{"a ClusterWatchRule makes one cluster-wide informer", "cluster", "[configmaps]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := wantedInformers(map[schema.GroupVersionResource]rules.ResourceUse{configMaps: uses[tt.use]})
+			var keys []string
+			for k, gvr := range got {
+				if gvr != configMaps {
+					t.Errorf("version %v, want %v", gvr, configMaps)
+				}
+				keys = append(keys, k.String())
+			}
+			sort.Strings(keys)
+			if fmt.Sprint(keys) != tt.want {
+				t.Fatalf("informers %v, want %s", keys, tt.want)
+			}
+		})
+	}
+}
