@@ -55,11 +55,11 @@ func TestPolicy_Eval_errorHoldsNoValue(t *testing.T) {
 	// The ConfigMap cases check the error reduction alone (a ConfigMap is
 	// not redacted); the Secret cases check redaction and reduction.
 	cases := []struct {
-		name     string
-		source   string
-		kind     string // EvalError.Kind
-		detail   string // in the message
-		strict   bool   // surfaces only with strict built-in errors (see evalStrict)
+		name   string
+		source string
+		kind   string // EvalError.Kind
+		detail string // in the message
+		strict bool   // surfaces only with strict built-in errors (see evalStrict)
 	}{
 		{
 			name:   "type error: arithmetic on the value",
