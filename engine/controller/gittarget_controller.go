@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
+	"github.com/gitops-reverser/gitops-reverser/engine/gitstore"
 )
 
 // secretRefIndex indexes GitTargets by the name of their credentials Secret.
@@ -93,6 +94,8 @@ func (r *GitTargetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	patch := client.MergeFrom(target.DeepCopy())
 
 	o, res, secretRV := r.check(ctx, target)
+	// Errors of go-git and net/http quote URLs with their user info.
+	o.message = gitstore.RedactText(o.message)
 	if r.OnChange != nil && (target.Status.ObservedGeneration != target.Generation || target.Status.SecretResourceVersion != secretRV) {
 		r.OnChange(req.NamespacedName)
 	}
