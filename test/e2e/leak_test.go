@@ -153,4 +153,57 @@ var _ = Describe("Nothing of an object's content reaches a condition, an event o
 			ContainSubstring("DigestMismatch"), ContainSubstring("does not match the pinned digest"))))
 		expectNowhere(ctx, f.ns, append(secretForms(value), digest))
 	})
+
+	It("keeps credentials in a GitTarget's URL out of its conditions, events and the log", func() {
+		// net/http quotes the failing URL with its user name (masking only
+		// a password), and a token is often given as the user name.
+		const token, user, password = "Tok3n-as-user-LEAK", "url-user-LEAK", "pw-in-url-LEAK"
+		fixtureCount++
+		ns := fmt.Sprintf("e2e-%d", fixtureCount)
+		Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+		urls := map[string]string{
+			"token":    "https://" + token + "@127.0.0.1:1/r.git",
+			"password": "http://" + user + ":" + password + "@127.0.0.1:1/r.git",
+		}
+		for name, url := range urls {
+			Expect(k8s.Create(ctx, &v1alpha1.GitTarget{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+				Spec:       v1alpha1.GitTargetSpec{URL: url, Branch: "main"},
+			})).To(Succeed())
+		}
+		for name := range urls {
+			Eventually(func() string {
+				gt := &v1alpha1.GitTarget{}
+				if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, gt); err != nil {
+					return err.Error()
+				}
+				for _, c := range gt.Status.Conditions {
+					if c.Type == v1alpha1.ReadyCondition {
+						return c.Reason + ": " + c.Message
+					}
+				}
+				return ""
+			}).Should(And(HavePrefix(v1alpha1.ReasonRemoteUnreachable+": "), ContainSubstring("***@127.0.0.1:1")))
+		}
+		var seen []string
+		targets := &v1alpha1.GitTargetList{}
+		Expect(k8s.List(ctx, targets, client.InNamespace(ns))).To(Succeed())
+		for _, gt := range targets.Items {
+			for _, c := range gt.Status.Conditions {
+				seen = append(seen, "condition "+c.Type+": "+c.Message)
+			}
+		}
+		events := &corev1.EventList{}
+		Expect(k8s.List(ctx, events, client.InNamespace(ns))).To(Succeed())
+		Expect(events.Items).NotTo(BeEmpty())
+		for _, e := range events.Items {
+			seen = append(seen, "event "+e.Reason+": "+e.Message)
+		}
+		seen = append(seen, "operator log: "+operatorLog.String())
+		for _, s := range seen {
+			for _, secret := range []string{token, user, password} {
+				Expect(strings.Contains(s, secret)).To(BeFalse(), "%q found in %.300s", secret, s)
+			}
+		}
+	})
 })
