@@ -97,6 +97,8 @@ func (r *GitTargetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	patch := client.MergeFrom(target.DeepCopy())
 
 	o, res, secretRV := r.check(ctx, target)
+	// Errors of go-git and net/http quote URLs with their user info.
+	o.message = gitstore.RedactText(o.message)
 	if r.OnChange != nil && (target.Status.ObservedGeneration != target.Generation || target.Status.SecretResourceVersion != secretRV) {
 		r.OnChange(req.NamespacedName)
 	}

@@ -33,7 +33,7 @@ func toCheckError(err error) error {
 		reason = v1alpha1.ReasonRemoteUnreachable
 	}
 	var re *gitstore.RemoteError
-	msg := err.Error()
+	msg := gitstore.RedactText(err.Error())
 	if errors.As(err, &re) {
 		msg = re.Error()
 	}

@@ -335,22 +335,3 @@ func TestWildcardMatch_cases(t *testing.T) {
 		})
 	}
 }
-
-func TestRedactURL_cases(t *testing.T) {
-	tests := []struct {
-		in, want string
-	}{
-		{"https://alice:s3cr3t@example.com/r.git", "https://alice@example.com/r.git"},
-		{"https://alice@example.com/r.git", "https://alice@example.com/r.git"},
-		{"https://example.com/r.git", "https://example.com/r.git"},
-		{"git@github.com:team/r.git", "git@github.com:team/r.git"},
-		{"https://alice:s3cr3t@exa mple.com/%zz", "https://alice:***@exa mple.com/%zz"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.want, func(t *testing.T) {
-			if got := RedactURL(tt.in); got != tt.want {
-				t.Fatalf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
-			}
-		})
-	}
-}

@@ -18,7 +18,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
-	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/memory"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
@@ -103,13 +102,7 @@ func (e *RemoteError) Error() string {
 	if e.Err == nil {
 		return lead
 	}
-	msg := e.Err.Error()
-	for _, s := range e.secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "***")
-		}
-	}
-	return lead + ": " + msg
+	return lead + ": " + scrubText(e.Err.Error(), e.secrets)
 }
 
 // Unwrap returns the underlying error.
@@ -123,46 +116,6 @@ func ReasonOf(err error) string {
 		return re.Reason
 	}
 	return ""
-}
-
-// RedactURL returns rawURL without a password in its user info, for logs
-// and messages. scp-like URLs (user@host:path) carry no password and are
-// returned as they are.
-func RedactURL(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return redactUnparsable(rawURL)
-	}
-	if u.User == nil || u.Scheme == "" {
-		return rawURL
-	}
-	if _, hasPassword := u.User.Password(); hasPassword {
-		u.User = url.User(u.User.Username())
-	}
-	return u.String()
-}
-
-// redactUnparsable masks the password of "scheme://user:password@host..."
-// found by plain string search, for URLs url.Parse rejects.
-func redactUnparsable(rawURL string) string {
-	scheme, rest, ok := strings.Cut(rawURL, "://")
-	if !ok {
-		return rawURL
-	}
-	authority, path, _ := strings.Cut(rest, "/")
-	at := strings.LastIndex(authority, "@")
-	if at < 0 {
-		return rawURL
-	}
-	user, _, hasPassword := strings.Cut(authority[:at], ":")
-	if !hasPassword {
-		return rawURL
-	}
-	out := scheme + "://" + user + ":***" + authority[at:]
-	if path != "" || strings.Contains(rest, "/") {
-		out += "/" + path
-	}
-	return out
 }
 
 func urlPassword(rawURL string) string {
@@ -242,13 +195,8 @@ type remoteCheck struct {
 }
 
 func newRemoteCheck(spec RemoteSpec, auth transport.AuthMethod) (*remoteCheck, error) {
-	c := &remoteCheck{spec: spec, auth: auth, branchRef: plumbing.NewBranchReferenceName(spec.Branch)}
-	switch a := auth.(type) {
-	case *githttp.BasicAuth:
-		c.secrets = append(c.secrets, a.Password)
-	case *githttp.TokenAuth:
-		c.secrets = append(c.secrets, a.Token)
-	}
+	c := &remoteCheck{spec: spec, auth: auth, branchRef: plumbing.NewBranchReferenceName(spec.Branch),
+		secrets: authSecrets(auth)}
 	if _, err := parseEndpoint(spec.URL); err != nil {
 		return nil, c.fail(ReasonInvalidURL, err)
 	}

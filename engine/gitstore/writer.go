@@ -457,7 +457,7 @@ func (w *Writer) Push(ctx context.Context) (SyncResult, error) {
 		} else {
 			rejection, err = w.sendPack(ctx, base, local, commits)
 			if err != nil {
-				return res, fmt.Errorf("gitstore: push to %s: %w", w.remote, err)
+				return res, fmt.Errorf("gitstore: push to %s: %w", w.remote, scrub(err, authSecrets(w.cfg.Auth)...))
 			}
 			if rejection == nil {
 				if err := w.setRef(w.tracking, local); err != nil {
@@ -558,7 +558,7 @@ func (w *Writer) fetch(ctx context.Context) (plumbing.Hash, error) {
 		}
 		return plumbing.ZeroHash, nil
 	default:
-		return plumbing.ZeroHash, fmt.Errorf("fetch %s from %s: %w", w.cfg.Branch, w.remote, err)
+		return plumbing.ZeroHash, fmt.Errorf("fetch %s from %s: %w", w.cfg.Branch, w.remote, scrub(err, authSecrets(w.cfg.Auth)...))
 	}
 }
 

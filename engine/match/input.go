@@ -9,6 +9,8 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/gitops-reverser/gitops-reverser/engine/transform"
 )
 
 // UnknownUser is the username of a change that no admission request
@@ -95,13 +97,15 @@ type Document struct {
 
 // NewDocument converts in to a Document. Objects are converted directly,
 // without a JSON round trip, when they hold only the types a JSON or
-// Kubernetes unstructured decoder produces.
+// Kubernetes unstructured decoder produces. A Secret's values are redacted
+// first (see redactSecret): no policy ever sees them.
 func NewDocument(in *Input) (Document, error) {
-	obj, err := objectValue(in.Object)
+	secret := isSecretInput(in)
+	obj, err := objectValue(redactSecret(in.Object, secret))
 	if err != nil {
 		return Document{}, fmt.Errorf("converting object: %w", err)
 	}
-	old, err := objectValue(in.OldObject)
+	old, err := objectValue(redactSecret(in.OldObject, secret))
 	if err != nil {
 		return Document{}, fmt.Errorf("converting oldObject: %w", err)
 	}
@@ -140,6 +144,33 @@ func objectName(obj map[string]any) string {
 	md, _ := obj["metadata"].(map[string]any)
 	name, _ := md["name"].(string)
 	return name
+}
+
+// isSecretInput reports whether the request is about a core/v1 Secret.
+func isSecretInput(in *Input) bool {
+	return (in.Resource.Group == "" && in.Resource.Resource == "secrets") ||
+		(in.Kind.Group == "" && in.Kind.Kind == "Secret")
+}
+
+// redactSecret returns a Secret as policies see it (transform.RedactSecret:
+// values replaced by markers, keys kept). Whoever may create a rule in a
+// namespace is not thereby allowed to read its Secrets, yet the rule's
+// policy runs with the operator's access, and what it computes can reach a
+// condition, a log line or a commit message. secret says the request names
+// a Secret, so an object without apiVersion/kind is redacted too.
+func redactSecret(obj map[string]any, secret bool) map[string]any {
+	if obj == nil || transform.IsSecret(obj) {
+		return transform.RedactSecret(obj)
+	}
+	if !secret {
+		return obj
+	}
+	typed := make(map[string]any, len(obj)+2)
+	for k, v := range obj {
+		typed[k] = v
+	}
+	typed["apiVersion"], typed["kind"] = "v1", "Secret"
+	return transform.RedactSecret(typed)
 }
 
 func item(key string, v ast.Value) [2]*ast.Term {

@@ -68,6 +68,7 @@ type Policy struct {
 	modules  []string
 	timeout  time.Duration
 	prepared rego.PreparedEvalQuery
+	rules    ruleIndex
 }
 
 // Compile parses, compiles (in strict mode) and prepares modules, keyed by
@@ -97,6 +98,7 @@ func Compile(ctx context.Context, modules map[string]string, opts Options) (*Pol
 		modules:  names,
 		timeout:  opts.timeout(),
 		prepared: prepared,
+		rules:    indexRules(modules),
 	}, nil
 }
 
@@ -141,14 +143,15 @@ func (p *Policy) Eval(ctx context.Context, in *Input) (Decision, error) {
 
 // EvalDocument evaluates the policy on doc within the policy's timeout (or
 // until ctx ends). Evaluation errors (a conflict between rules, a timeout, a
-// decision of the wrong type) are returned, never a partial decision; a
-// timeout wraps context.DeadlineExceeded, a cancelled ctx wraps its error.
+// decision of the wrong type) are returned as an *EvalError, never a partial
+// decision, and their text holds no value of doc; a timeout wraps
+// context.DeadlineExceeded, a cancelled ctx wraps its error.
 func (p *Policy) EvalDocument(ctx context.Context, doc Document) (Decision, error) {
 	if doc.value == nil {
 		return Decision{}, errors.New("evaluating policy: empty document (use NewDocument)")
 	}
 	if err := ctx.Err(); err != nil {
-		return Decision{}, fmt.Errorf("evaluating policy %s: %w", shortRevision(p.revision), err)
+		return Decision{}, &EvalError{Revision: p.revision, Kind: KindCancelled, Detail: err.Error(), cause: err}
 	}
 
 	// One timer and, for a cancellable ctx, one callback stop the
@@ -175,15 +178,16 @@ func (p *Policy) EvalDocument(ctx context.Context, doc Document) (Decision, erro
 	if err != nil {
 		switch {
 		case timedOut.Load():
-			return Decision{}, fmt.Errorf("evaluating policy %s: timed out after %s: %w: %w", shortRevision(p.revision), p.timeout, context.DeadlineExceeded, err)
+			return Decision{}, &EvalError{Revision: p.revision, Kind: KindTimeout,
+				Detail: "stopped after " + p.timeout.String(), cause: context.DeadlineExceeded}
 		case ctx.Err() != nil:
-			return Decision{}, fmt.Errorf("evaluating policy %s: %w: %w", shortRevision(p.revision), ctx.Err(), err)
+			return Decision{}, &EvalError{Revision: p.revision, Kind: KindCancelled, Detail: ctx.Err().Error(), cause: ctx.Err()}
 		}
-		return Decision{}, fmt.Errorf("evaluating policy %s: %w", shortRevision(p.revision), err)
+		return Decision{}, p.evalError(err)
 	}
 	d, err := decisionOf(rs)
 	if err != nil {
-		return Decision{}, fmt.Errorf("evaluating policy %s: %w", shortRevision(p.revision), err)
+		return Decision{}, p.evalError(err)
 	}
 	return d, nil
 }
@@ -207,7 +211,7 @@ func decisionOf(rs rego.ResultSet) (Decision, error) {
 	if len(rs) != 1 {
 		// The query's comprehensions are always defined: no result
 		// means the evaluation went wrong in a way OPA did not report.
-		return Decision{}, fmt.Errorf("decision query returned %d results, want 1", len(rs))
+		return Decision{}, decisionError(fmt.Sprintf("decision query returned %d results, want 1", len(rs)))
 	}
 	b := rs[0].Bindings
 	d := Decision{Record: true}
@@ -219,7 +223,7 @@ func decisionOf(rs rego.ResultSet) (Decision, error) {
 	if records.Len() > 0 {
 		rec, ok := records.Elem(0).Value.(ast.Boolean)
 		if !ok {
-			return Decision{}, fmt.Errorf("data.reverser.record has type %s, want boolean", ast.ValueName(records.Elem(0).Value))
+			return Decision{}, decisionError(fmt.Sprintf("data.reverser.record has type %s, want boolean", ast.ValueName(records.Elem(0).Value)))
 		}
 		d.Record = bool(rec)
 	}
@@ -233,7 +237,7 @@ func decisionOf(rs rego.ResultSet) (Decision, error) {
 		for i := range n {
 			s, ok := reasons.Elem(i).Value.(ast.String)
 			if !ok {
-				return Decision{}, fmt.Errorf("data.reverser.reasons holds a value of type %s, want strings", ast.ValueName(reasons.Elem(i).Value))
+				return Decision{}, decisionError(fmt.Sprintf("data.reverser.reasons holds a value of type %s, want strings", ast.ValueName(reasons.Elem(i).Value)))
 			}
 			d.Reasons = append(d.Reasons, string(s))
 		}
@@ -250,11 +254,12 @@ func decisionOf(rs rego.ResultSet) (Decision, error) {
 		err := labels.Iter(func(k, v *ast.Term) error {
 			ks, ok := k.Value.(ast.String)
 			if !ok {
-				return fmt.Errorf("data.reverser.labels has a key of type %s, want strings", ast.ValueName(k.Value))
+				return decisionError(fmt.Sprintf("data.reverser.labels has a key of type %s, want strings", ast.ValueName(k.Value)))
 			}
 			vs, ok := v.Value.(ast.String)
 			if !ok {
-				return fmt.Errorf("data.reverser.labels[%q] has type %s, want string", string(ks), ast.ValueName(v.Value))
+				// Not the key: a policy may compute it from the object.
+				return decisionError(fmt.Sprintf("data.reverser.labels holds a value of type %s, want strings", ast.ValueName(v.Value)))
 			}
 			d.Labels[string(ks)] = string(vs)
 			return nil
@@ -271,11 +276,11 @@ func bindingOf[V ast.Value](b rego.Vars, name string) (V, error) {
 	var zero V
 	t, ok := b[name].(*ast.Term)
 	if !ok {
-		return zero, fmt.Errorf("decision query has no %s binding", name)
+		return zero, decisionError("decision query has no " + name + " binding")
 	}
 	v, ok := t.Value.(V)
 	if !ok {
-		return zero, fmt.Errorf("decision query bound %s to %s", name, ast.ValueName(t.Value))
+		return zero, decisionError(fmt.Sprintf("decision query bound %s to %s", name, ast.ValueName(t.Value)))
 	}
 	return v, nil
 }

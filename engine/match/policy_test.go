@@ -288,12 +288,12 @@ func TestPolicy_Eval_errors(t *testing.T) {
 		{
 			name:   "conflicting labels",
 			source: "package reverser\n\nlabels.team := \"a\"\n\nlabels.team := \"b\" if input.name == \"web\"\n",
-			want:   "eval_conflict_error",
+			want:   "p.rego:5: rule data.reverser.labels.team: conflict: a complete rule produced different values",
 		},
 		{
 			name:   "conflicting record",
 			source: "package reverser\n\nrecord := false if input.name == \"web\"\n\nrecord := true if input.namespace == \"shop\"\n",
-			want:   "eval_conflict_error",
+			want:   "p.rego:5: rule data.reverser.record: conflict",
 		},
 		{
 			name:   "record of the wrong type",
@@ -308,7 +308,7 @@ func TestPolicy_Eval_errors(t *testing.T) {
 		{
 			name:   "label of the wrong type",
 			source: "package reverser\n\nlabels.replicas := input.object.spec.replicas\n",
-			want:   `data.reverser.labels["replicas"] has type number, want string`,
+			want:   "invalid decision: data.reverser.labels holds a value of type number, want strings",
 		},
 	}
 	for _, tc := range cases {

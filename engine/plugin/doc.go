@@ -10,6 +10,9 @@
 // object as JSON (Module.Sanitize) or the object's repository path
 // (Module.Layout). The path is returned as the plugin wrote it: the caller
 // cleans it and rejects absolute, escaping or .git paths.
+// A Secret handed to either is redacted first (values replaced by markers,
+// keys kept), whatever the caller passed, and a digest mismatch shows no
+// digest of a ConfigMap's or Secret's content.
 //
 // Modules follow ABI v1 (plugins/README.md). They run in wazero, compiled once
 // per digest through a compilation cache, in a small pool of warm instances

@@ -188,8 +188,10 @@ func (h *Host) Load(ctx context.Context, wasm []byte, expectedSHA256 string) (*M
 	sum := sha256.Sum256(wasm)
 	digest := hex.EncodeToString(sum[:])
 	if digest != want {
+		// The bytes' own digest is not shown: they may come from a Secret
+		// (see digestMismatch in source.go).
 		return nil, newError(want, ReasonDigestMismatch,
-			"module bytes hash to sha256:%s, but sha256:%s is pinned", digest, want)
+			"module does not match the pinned digest sha256:%s", want)
 	}
 	for {
 		h.mu.Lock()

@@ -144,6 +144,10 @@ func validatePath(out []byte) error {
 // call builds the input envelope, runs export on a pooled instance and
 // validates the output.
 func (m *Module) call(ctx context.Context, export string, object, settings []byte, cc CallContext, validate func([]byte) error) ([]byte, error) {
+	object, err := redactSecret(object, cc)
+	if err != nil {
+		return nil, err
+	}
 	input, err := envelope(object, settings, cc)
 	if err != nil {
 		return nil, err

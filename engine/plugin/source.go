@@ -262,10 +262,23 @@ func (f *Fetcher) fetch(ctx context.Context, namespace string, src v1alpha1.Modu
 	}
 	sum := sha256.Sum256(data)
 	if got := hex.EncodeToString(sum[:]); got != src.SHA256 {
-		return nil, fetchError(src, namespace, ReasonDigestMismatch,
-			fmt.Errorf("module hashes to sha256 %s, the source pins %s", got, src.SHA256))
+		return nil, fetchError(src, namespace, ReasonDigestMismatch, digestMismatch(src, got))
 	}
 	return data, nil
+}
+
+// digestMismatch says that the module is not the pinned one. The digest it
+// does have is shown only for a URL or OCI source: those are where the
+// rule's author fetches the module too. For a ConfigMap or Secret it is
+// left out: whoever may write a rule may not be allowed to read the
+// namespace's ConfigMaps and Secrets, and the digest of any key would let
+// them test guesses at its value through the rule's condition.
+func digestMismatch(src v1alpha1.ModuleSource, got string) error {
+	if src.URL != "" {
+		return fmt.Errorf("module hashes to sha256:%s and does not match the pinned digest sha256:%s", got, src.SHA256)
+	}
+	return fmt.Errorf("module does not match the pinned digest sha256:%s "+
+		"(the digest of an object's content is not shown; pin the sha256 of the uncompressed module file)", src.SHA256)
 }
 
 func (f *Fetcher) maxBytes() int64 {

@@ -591,3 +591,44 @@ func TestFetcher_Fetch_realModuleLoads(t *testing.T) {
 		t.Fatalf("Sanitize returned %q", out[:min(len(out), 40)])
 	}
 }
+
+func TestFetcher_Fetch_digestMismatch_showsDigestOnlyOfURLs(t *testing.T) {
+	// A Secret key that is not a module: its digest is a guessing oracle
+	// for its value and must not appear; a URL's module digest may.
+	password := []byte("hunter2-not-a-module")
+	mod := fakeModule(t, 1000)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(mod) }))
+	t.Cleanup(srv.Close)
+	pinned := digestOf([]byte("what the author pinned"))
+	tests := []struct {
+		name       string
+		src        v1alpha1.ModuleSource
+		content    []byte
+		showDigest bool
+	}{
+		{name: "secret key", src: secretSource("db", "password", pinned), content: password},
+		{name: "gzipped secret key", src: secretSource("db", "password.gz", pinned), content: password},
+		{name: "configmap key", src: cmSource("cm", "module.wasm", pinned), content: password},
+		{name: "https URL", src: v1alpha1.ModuleSource{URL: srv.URL + "/m.wasm", SHA256: pinned}, content: mod, showDigest: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := secret("db", "password", password)
+			s.Data["password.gz"] = gzipped(t, password)
+			f := &Fetcher{Reader: newReader(s, configMap("cm", "module.wasm", password)), HTTPClient: srv.Client()}
+			_, err := f.Fetch(context.Background(), testNS, tt.src)
+			wantReason(t, err, ReasonDigestMismatch)
+			msg := err.Error()
+			if !strings.Contains(msg, "does not match the pinned digest sha256:"+pinned) {
+				t.Errorf("error %q does not name the pinned digest", msg)
+			}
+			actual := digestOf(tt.content)
+			if got := strings.Contains(msg, actual); got != tt.showDigest {
+				t.Errorf("error %q shows the content's digest %s: %t, want %t", msg, actual, got, tt.showDigest)
+			}
+			if gz := digestOf(gzipped(t, tt.content)); strings.Contains(msg, gz) {
+				t.Errorf("error %q shows the digest of the compressed content", msg)
+			}
+		})
+	}
+}

@@ -51,6 +51,8 @@ func misbehave(object, raw []byte) ([]byte, error) {
 		mu.Unlock()
 	case "error":
 		return nil, errors.New("refusing this object")
+	case "echo-error": // reports the object it got as its error text
+		return nil, errors.New(string(object))
 	case "notjson":
 		return []byte("this is not JSON"), nil
 	case "array":

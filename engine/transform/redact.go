@@ -1,0 +1,99 @@
+package transform
+
+// lastAppliedAnnotation holds kubectl's copy of the applied manifest, which
+// for a Secret holds its values.
+const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
+
+// IsSecret reports whether obj (an object decoded from JSON) is a core/v1
+// Secret.
+func IsSecret(obj map[string]any) bool {
+	apiVersion, _ := obj["apiVersion"].(string)
+	kind, _ := obj["kind"].(string)
+	return apiVersion == "v1" && kind == "Secret"
+}
+
+// RedactSecret returns a Secret as a policy or a WASM module may see it:
+// every value of `data` replaced by RedactedData and of `stringData` by
+// RedactedValue (the keys stay, so a policy can still test for a key), the
+// kubectl last-applied-configuration annotation replaced by RedactedValue,
+// every other label or annotation that carries one of the values replaced
+// by RedactedValue, and top-level fields a Secret does not define dropped.
+// Everything else (metadata, managedFields, type) is kept as it is.
+//
+// obj is never modified: the result shares obj's unchanged parts, so the
+// caller must not modify it either. An object that is not a Secret (see
+// IsSecret) is returned as it is.
+func RedactSecret(obj map[string]any) map[string]any {
+	if !IsSecret(obj) {
+		return obj
+	}
+	values := secretValues(obj)
+	out := make(map[string]any, len(obj))
+	for k, v := range obj {
+		if secretFields[k] {
+			out[k] = v
+		}
+	}
+	for field, marker := range map[string]string{"data": RedactedData, "stringData": RedactedValue} {
+		v, ok := out[field]
+		if !ok || v == nil {
+			continue
+		}
+		m, isMap := v.(map[string]any)
+		if !isMap {
+			// Not an object: nothing safe to keep.
+			delete(out, field)
+			continue
+		}
+		redacted := make(map[string]any, len(m))
+		for key := range m {
+			redacted[key] = marker
+		}
+		out[field] = redacted
+	}
+	if meta, ok := out["metadata"].(map[string]any); ok {
+		out["metadata"] = redactMetadata(meta, values)
+	}
+	return out
+}
+
+// redactMetadata returns meta with the last-applied annotation and every
+// label or annotation that holds one of values replaced by RedactedValue,
+// copying only what changes.
+func redactMetadata(meta map[string]any, values []string) map[string]any {
+	var copied map[string]any
+	for _, field := range []string{"labels", "annotations"} {
+		m, ok := meta[field].(map[string]any)
+		if !ok {
+			continue
+		}
+		var redacted map[string]any
+		for key, v := range m {
+			s, isString := v.(string)
+			if !isString || (key != lastAppliedAnnotation && !containsAny(s, values)) {
+				continue
+			}
+			if redacted == nil {
+				redacted = make(map[string]any, len(m))
+				for k, v := range m {
+					redacted[k] = v
+				}
+			}
+			redacted[key] = RedactedValue
+		}
+		if redacted == nil {
+			continue
+		}
+		if copied == nil {
+			copied = make(map[string]any, len(meta))
+			for k, v := range meta {
+				copied[k] = v
+			}
+		}
+		copied[field] = redacted
+	}
+	if copied == nil {
+		return meta
+	}
+	return copied
+}
