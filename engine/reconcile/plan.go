@@ -183,7 +183,6 @@ func Make(ctx context.Context, in Input) (*Plan, error) {
 	listings := map[listKey]Listing{}
 
 	for _, r := range in.Rules {
-		op := selectOperation(r)
 		for _, res := range r.Resources {
 			ns := ""
 			if res.Namespaced {
@@ -209,9 +208,7 @@ func Make(ctx context.Context, in Input) (*Plan, error) {
 			}
 			for i := range list.Items {
 				obj := &list.Items[i]
-				req := rules.Request{Resource: res.GVR.GroupResource(), Namespace: obj.GetNamespace(),
-					Labels: labels.Set(obj.GetLabels()), Operation: op}
-				if !r.Selects(req, in.NamespaceLabels) {
+				if !Selects(r, res.GVR, obj, in.NamespaceLabels) {
 					continue
 				}
 				ref := Ref{GVR: res.GVR, Namespace: obj.GetNamespace(), Name: obj.GetName()}
@@ -292,9 +289,16 @@ func Make(ctx context.Context, in Input) (*Plan, error) {
 	return plan, nil
 }
 
+// Selects reports whether r selects obj, an existing object of resource
+// gvr. The reconcile converges the state of what a rule selects, whichever
+// operations the rule records.
+func Selects(r *rules.Rule, gvr schema.GroupVersionResource, obj *unstructured.Unstructured, nsLabels rules.NamespaceLabeler) bool {
+	return r.Selects(rules.Request{Resource: gvr.GroupResource(), Namespace: obj.GetNamespace(),
+		Labels: labels.Set(obj.GetLabels()), Operation: selectOperation(r)}, nsLabels)
+}
+
 // selectOperation is the operation a selection check of an existing object
-// asks about: the reconcile converges the state of what a rule selects,
-// whichever operations the rule records.
+// asks about: one the rule records.
 func selectOperation(r *rules.Rule) v1alpha1.Operation {
 	for _, op := range []v1alpha1.Operation{v1alpha1.OperationCreate, v1alpha1.OperationUpdate, v1alpha1.OperationDelete} {
 		if len(r.Operations) == 0 || r.Operations[op] {
