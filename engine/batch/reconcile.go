@@ -184,7 +184,7 @@ func (b *Batcher) reconcileDue(ctx context.Context, now time.Time) {
 		}
 	}
 	if len(due) > 0 && b.waitForWatch(now) {
-		return
+		due = nil // rechecks need no list
 	}
 	if len(due) > 0 || b.recheckIsDue(now) {
 		// Changes already queued happened before the listing below: they
