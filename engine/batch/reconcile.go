@@ -310,10 +310,12 @@ func basePathOf(spec v1alpha1.GitTargetSpec) string {
 // young reports whether obj was written after the operator started and
 // within the margin: its change may still be on its way with its author.
 // Writes before the start are in the watch's initial list, which hands on
-// nothing: only the reconcile records them.
+// nothing: only the reconcile records them. managedFields times have
+// second precision, so a write in the second of the start counts as after
+// it (held for the margin rather than written without its author).
 func (b *Batcher) young(obj *unstructured.Unstructured, now time.Time) bool {
 	lw := lastWrite(obj)
-	return !lw.Before(b.started) && now.Sub(lw) < youngMargin
+	return !lw.Before(b.started.Truncate(time.Second)) && now.Sub(lw) < youngMargin
 }
 
 // lastWrite is when the object was last written, from managedFields (the

@@ -166,7 +166,7 @@ func TestBatcher_Start_reconcilesInOneCommit(t *testing.T) {
 // started is the reconcile's at once; one written since, within the
 // margin, may still be on its way with its author.
 func TestBatcher_young_onlyAfterStart(t *testing.T) {
-	start := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	start := time.Date(2026, 11, 30, 12, 0, 0, 500_000_000, time.UTC)
 	b := &Batcher{started: start}
 	for _, tc := range []struct {
 		name    string
@@ -174,7 +174,8 @@ func TestBatcher_young_onlyAfterStart(t *testing.T) {
 		now     time.Time
 		want    bool
 	}{
-		{name: "written while the operator was down", written: start.Add(-time.Second), now: start.Add(time.Second), want: false},
+		{name: "written while the operator was down", written: start.Add(-time.Second).Truncate(time.Second), now: start.Add(time.Second), want: false},
+		{name: "written in the second of the start (managedFields have second precision)", written: start.Truncate(time.Second), now: start.Add(time.Second), want: true},
 		{name: "written since, within the margin", written: start.Add(time.Second), now: start.Add(2 * time.Second), want: true},
 		{name: "written since, beyond the margin", written: start.Add(time.Second), now: start.Add(time.Second + youngMargin), want: false},
 	} {
