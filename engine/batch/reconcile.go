@@ -52,7 +52,7 @@ const DefaultReconcileInterval = 10 * time.Minute
 // file whose object disappeared, except at the first reconcile of a target
 // after the operator started: nothing can be on its way for what happened
 // while it was down.
-const youngMargin = 20 * time.Second
+var youngMargin = 20 * time.Second // a variable for the package's tests
 
 // syncWait bounds how long a reconcile waits for the watch's informers to
 // sync before it lists anyway.

@@ -190,3 +190,63 @@ func TestBatcher_young_onlyAfterStart(t *testing.T) {
 }
 
 func metaTime(t time.Time) metav1.Time { return metav1.NewTime(t) }
+
+// TestBatcher_reconcile_defersRemovalAfterStart: once a target has been
+// reconciled in this process, a file whose object disappeared is removed
+// only after the margin (its delete may be on its way with its author), by
+// a recheck that finds the object still gone.
+func TestBatcher_reconcile_defersRemovalAfterStart(t *testing.T) {
+	margin := youngMargin
+	youngMargin = 300 * time.Millisecond
+	t.Cleanup(func() { youngMargin = margin })
+	dir := t.TempDir()
+	remote := filepath.Join(dir, "remote.git")
+	gitCLI(t, "init", "-q", "--bare", "-b", "main", remote)
+	rule := func(gen int64) *rules.Rule {
+		return &rules.Rule{Key: rules.Key{Kind: rules.KindWatchRule, Namespace: "shop", Name: "r"}, Namespace: "shop", Generation: gen,
+			Target:    types.NamespacedName{Namespace: "shop", Name: "history"},
+			Resources: []rules.Resource{{GVR: schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}, Namespaced: true}}}
+	}
+	ix := rules.NewIndex()
+	ix.Upsert(rule(1))
+	synced := &atomic.Bool{}
+	synced.Store(true)
+	lister := &mapLister{objs: []unstructured.Unstructured{configMap("a", "1"), configMap("b", "1")}, synced: synced}
+	b := New(Options{Targets: &switchableTargets{url: remote}, WorkDir: filepath.Join(dir, "work"),
+		Tick: 10 * time.Millisecond, RetryInterval: 20 * time.Millisecond, Index: ix, Lister: lister})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	waitLog := func(want string) string {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			out, _ := exec.Command("git", "--git-dir", remote, "log", "--format=%B%n--", "main").CombinedOutput()
+			if strings.Contains(string(out), want) {
+				return string(out)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the log never showed %q:\n%s", want, out)
+			}
+		}
+	}
+	waitLog("Reverser-Reconcile: added=2 updated=0 removed=0")
+
+	lister.mu.Lock()
+	lister.objs = lister.objs[:1]
+	lister.mu.Unlock()
+	ix.Upsert(rule(2)) // a new generation: reconcile again
+	log := waitLog("Reverser-Reconcile: added=0 updated=0 removed=1")
+	for _, c := range strings.Split(log, "--\n") {
+		if strings.Contains(c, "removed=1") && !strings.Contains(c, "after a recheck") {
+			t.Fatalf("the removal was not left for a recheck:\n%s", c)
+		}
+	}
+	files := gitCLI(t, "--git-dir", remote, "ls-tree", "-r", "--name-only", "main")
+	if strings.Contains(files, "b.yaml") || !strings.Contains(files, "a.yaml") {
+		t.Fatalf("files = %q, want a.yaml only", files)
+	}
+}
