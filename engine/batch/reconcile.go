@@ -91,7 +91,9 @@ type targetReconcile struct {
 	// last is when the last reconcile succeeded, failed when the last one
 	// failed (zero after a success).
 	last, failed time.Time
-	cache        reconcile.IdentityCache
+	// failures counts failed reconciles in a row, for the backoff.
+	failures int
+	cache    reconcile.IdentityCache
 }
 
 // recheck is an object or a file left out of a reconcile for the margin.
@@ -176,7 +178,7 @@ func (b *Batcher) reconcileDue(ctx context.Context, now time.Time) {
 	for key, tr := range b.rec.targets {
 		switch {
 		case !tr.failed.IsZero():
-			if now.Sub(tr.failed) >= b.opts.RetryInterval {
+			if now.Sub(tr.failed) >= retryAfter(b.opts.RetryInterval, tr.failures, interval) {
 				due = append(due, key)
 			}
 		case tr.due, tr.done && now.Sub(tr.last) >= interval:
@@ -231,10 +233,23 @@ func (b *Batcher) reconcileTarget(ctx context.Context, key types.NamespacedName,
 	if err := b.reconcileOnce(ctx, key, tr, now); err != nil {
 		reconcileRuns.WithLabelValues("failed").Inc()
 		tr.failed = now
+		tr.failures++
 		b.opts.Log.Error(err, "reconciling the Git target; will retry", "target", key.String())
 		return
 	}
-	tr.due, tr.done, tr.last, tr.failed = false, true, now, time.Time{}
+	tr.due, tr.done, tr.last, tr.failed, tr.failures = false, true, now, time.Time{}, 0
+}
+
+// retryAfter doubles the wait after each failure in a row, from retry up to
+// limit: a reconcile lists every selected resource, so one that keeps
+// failing (a resource it may not list) must not list the others every few
+// seconds.
+func retryAfter(retry time.Duration, failures int, limit time.Duration) time.Duration {
+	d := retry
+	for i := 1; i < failures && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
 }
 
 func (b *Batcher) reconcileOnce(ctx context.Context, key types.NamespacedName, tr *targetReconcile, now time.Time) error {

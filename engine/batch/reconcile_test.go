@@ -250,3 +250,14 @@ func TestBatcher_reconcile_defersRemovalAfterStart(t *testing.T) {
 		t.Fatalf("files = %q, want a.yaml only", files)
 	}
 }
+
+func TestRetryAfter_doublesUpToTheInterval(t *testing.T) {
+	for _, tc := range []struct {
+		failures int
+		want     time.Duration
+	}{{1, 5 * time.Second}, {2, 10 * time.Second}, {4, 40 * time.Second}, {20, 10 * time.Minute}} {
+		if got := retryAfter(5*time.Second, tc.failures, 10*time.Minute); got != tc.want {
+			t.Errorf("retryAfter(5s, %d, 10m) = %v, want %v", tc.failures, got, tc.want)
+		}
+	}
+}
