@@ -81,7 +81,7 @@ type Batcher struct {
 	deferred  map[types.NamespacedName][]deferredChange
 	lastRetry time.Time
 
-	// rec is the reconciles' bookkeeping, started when Start began.
+	// rec is the reconciles' bookkeeping; started is when Start began.
 	rec      reconcileState
 	started  time.Time
 	breakers breakers
