@@ -49,14 +49,20 @@ type Options struct {
 	// RetryInterval is how often a target that could not be opened (its
 	// remote down) is tried again; zero means 5 seconds.
 	RetryInterval time.Duration
-	// Index, Lister and NamespaceLabels let the batcher write a snapshot
-	// of what a rule selects when the rule becomes active or changes;
-	// without Index or Lister there is no snapshot.
+	// Index, Lister and NamespaceLabels let the batcher reconcile each
+	// target (at start, when its rules or spec change and on an interval,
+	// see reconcile.go); without Index or Lister there is no reconcile.
 	Index *rules.Index
-	// Lister lists objects for snapshots.
+	// Lister lists objects for reconciles.
 	Lister ObjectLister
 	// NamespaceLabels resolves namespace labels for namespace selectors.
 	NamespaceLabels rules.NamespaceLabeler
+	// ReconcileInterval is how often each target is reconciled; zero
+	// means DefaultReconcileInterval.
+	ReconcileInterval time.Duration
+	// WatchSynced reports whether the watch's informers have synced; a
+	// reconcile lists only after them (nil: at once).
+	WatchSynced func() bool
 }
 
 // Batcher receives confirmed changes and commits them per target and
@@ -74,13 +80,10 @@ type Batcher struct {
 	deferred  map[types.NamespacedName][]deferredChange
 	lastRetry time.Time
 
-	// snapshotted is the generation of each rule whose snapshot was
-	// written; snapshotPending marks rules whose snapshot failed.
-	snapshotted     map[rules.Key]int64
-	snapshotPending map[rules.Key]bool
-	lastSnapshot    time.Time
-	rechecks        []recheck
-	breakers        breakers
+	// rec is the reconciles' bookkeeping; started is when Start began.
+	rec      reconcileState
+	started  time.Time
+	breakers breakers
 }
 
 // New returns a Batcher; run it with Start.
@@ -120,11 +123,12 @@ func (b *Batcher) Start(ctx context.Context) error {
 	if b.opts.Index != nil {
 		rulesChanged = b.opts.Index.Subscribe()
 	}
-	b.snapshotRules(ctx)
+	b.started = time.Now()
+	b.rulesChanged(ctx)
 	for {
 		select {
 		case <-rulesChanged:
-			b.snapshotRules(ctx)
+			b.rulesChanged(ctx)
 		case <-ctx.Done():
 			b.flushAll(context.Background())
 			return nil
@@ -144,9 +148,9 @@ func (b *Batcher) handle(ctx context.Context, c change.Change) {
 	for _, r := range c.Rules {
 		if !c.Observed.IsZero() && c.Observed.Before(r.Active) {
 			// Seen before the rule existed (the watch held it for the
-			// webhook's claim while the rule arrived): the rule's
-			// snapshot records the object, not this change.
-			b.opts.Log.V(1).Info("change predates the rule; left to its snapshot", "rule", r.Key.String(),
+			// webhook's claim while the rule arrived): the target's
+			// reconcile records the object, not this change.
+			b.opts.Log.V(1).Info("change predates the rule; left to the reconcile", "rule", r.Key.String(),
 				"resource", c.Resource.String(), "namespace", c.Namespace, "name", c.Name)
 			continue
 		}
@@ -347,13 +351,7 @@ func (b *Batcher) retryDeferred(ctx context.Context, now time.Time) {
 
 func (b *Batcher) tick(ctx context.Context, now time.Time) {
 	b.retryDeferred(ctx, now)
-	if len(b.snapshotPending) > 0 && now.Sub(b.lastSnapshot) >= b.opts.RetryInterval {
-		b.lastSnapshot = now
-		b.snapshotRules(ctx)
-	}
-	if len(b.rechecks) > 0 {
-		b.recheckDue(ctx, now)
-	}
+	b.reconcileDue(ctx, now)
 	b.mu.Lock()
 	targets := make([]*target, 0, len(b.targets))
 	for _, t := range b.targets {
@@ -439,6 +437,7 @@ func (b *Batcher) forgetNow(ctx context.Context, key types.NamespacedName) {
 	t, ok := b.targets[key]
 	delete(b.targets, key)
 	b.mu.Unlock()
+	b.wantReconcile(key)
 	if !ok {
 		return
 	}
@@ -604,6 +603,6 @@ func intOr(v, def int) int {
 // call it before Start.
 func (b *Batcher) SetHealth(h *rules.Health) { b.opts.Health = h }
 
-// SetNamespaceLabels sets how namespace labels are resolved for snapshots
+// SetNamespaceLabels sets how namespace labels are resolved for reconciles
 // of rules with a namespace selector; call it before Start.
 func (b *Batcher) SetNamespaceLabels(l rules.NamespaceLabeler) { b.opts.NamespaceLabels = l }

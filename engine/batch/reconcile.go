@@ -4,94 +4,333 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/change"
 	"github.com/gitops-reverser/gitops-reverser/engine/gitstore"
+	"github.com/gitops-reverser/gitops-reverser/engine/reconcile"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
 	"github.com/gitops-reverser/gitops-reverser/engine/transform"
 )
 
 // ObjectLister lists the objects of a resource, in one namespace or (with
-// an empty namespace) in all.
+// an empty namespace) in all, and reads one.
 type ObjectLister interface {
-	List(ctx context.Context, gvr schema.GroupVersionResource, namespace string) ([]unstructured.Unstructured, error)
+	reconcile.Lister
 	// Get returns one object; nil and no error when it does not exist.
 	Get(ctx context.Context, gvr schema.GroupVersionResource, namespace, name string) (*unstructured.Unstructured, error)
 }
 
-// ReconcileUser is the user a snapshot's policy input shows: its objects
+// ReconcileUser is the user a reconcile's policy input shows: its objects
 // were not written by anyone the operator saw.
-const ReconcileUser = "gitops-reverser:snapshot"
+const ReconcileUser = "gitops-reverser:reconcile"
 
-// snapshotRules writes the current state of every object a rule selects
-// when the rule becomes active or changes, so that the repository starts
-// from what the cluster holds rather than only from later changes. It adds
-// and updates files; it never deletes (a rule that is not ready must not
-// wipe what it wrote).
-func (b *Batcher) snapshotRules(ctx context.Context) {
-	if b.opts.Index == nil || b.opts.Lister == nil {
-		return
+// DefaultReconcileInterval is how often every target is reconciled when
+// Options.ReconcileInterval is zero.
+const DefaultReconcileInterval = 10 * time.Minute
+
+// youngMargin keeps objects written recently, after the operator
+// started, out of a reconcile for a while: their changes may still be on
+// their way through the webhook, the watch and an open author session, and
+// a reconcile that wrote them first would turn the attributed commit into a
+// no-op. They are checked again after the margin and written then only if
+// the repository still differs. The same margin delays the removal of a
+// file whose object disappeared, except at the first reconcile of a target
+// after the operator started: nothing can be on its way for what happened
+// while it was down.
+var youngMargin = 20 * time.Second // a variable for the package's tests
+
+// syncWait bounds how long a reconcile waits for the watch's informers to
+// sync before it lists anyway.
+const syncWait = time.Minute
+
+var (
+	reconcileRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gitops_reverser_reconciles_total", Help: "Full reconciles of a Git target, by result (committed, unchanged, failed).",
+	}, []string{"result"})
+	reconcileFiles = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gitops_reverser_reconcile_files_total", Help: "Files a reconcile added, updated or removed.",
+	}, []string{"change"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(reconcileRuns, reconcileFiles)
+}
+
+// reconcileState is what the batcher knows about the reconciles of its
+// targets; only the Start goroutine touches it.
+type reconcileState struct {
+	targets  map[types.NamespacedName]*targetReconcile
+	rechecks []recheck
+	// syncWaitSince is when a due reconcile first waited for the watch.
+	syncWaitSince time.Time
+}
+
+// targetReconcile is one target's reconcile bookkeeping.
+type targetReconcile struct {
+	// rules fingerprints the rules of the last reconcile.
+	rules string
+	// due asks for a reconcile at the next chance.
+	due bool
+	// done is set after the first reconcile in this process.
+	done bool
+	// last is when the last reconcile succeeded, failed when the last one
+	// failed (zero after a success).
+	last, failed time.Time
+	// failures counts failed reconciles in a row, for the backoff.
+	failures int
+	cache    reconcile.IdentityCache
+}
+
+// recheck is an object or a file left out of a reconcile for the margin.
+type recheck struct {
+	target types.NamespacedName
+	rule   rules.Key
+	obj    reconcile.Ref
+	// remove is the path to remove if the object is still gone; hash the
+	// blob the reconcile saw there. Empty for an object to write.
+	remove   string
+	hash     plumbing.Hash
+	due      time.Time
+	attempts int
+}
+
+func (s *reconcileState) target(key types.NamespacedName) *targetReconcile {
+	if s.targets == nil {
+		s.targets = map[types.NamespacedName]*targetReconcile{}
 	}
-	// Changes already queued happened before the listing below: they go
-	// first, with their authors. The snapshot margin only covers changes
-	// younger than itself, and a batcher busy for longer (a rule whose
-	// module times out on every object) would otherwise let a snapshot
-	// write them as its own.
-	for n := len(b.queue); n > 0; n-- {
-		b.handle(ctx, <-b.queue)
+	tr, ok := s.targets[key]
+	if !ok {
+		tr = &targetReconcile{}
+		s.targets[key] = tr
 	}
-	if b.snapshotted == nil {
-		b.snapshotted = map[rules.Key]int64{}
-	}
-	live := map[rules.Key]bool{}
-	for _, r := range b.opts.Index.Rules() {
-		live[r.Key] = true
-		if gen, ok := b.snapshotted[r.Key]; ok && gen == r.Generation && !b.snapshotPending[r.Key] {
-			continue
-		}
-		if err := b.snapshotRule(ctx, r); err != nil {
-			b.opts.Log.Error(err, "writing the snapshot of a rule; will retry", "rule", r.Key.String())
-			if b.snapshotPending == nil {
-				b.snapshotPending = map[rules.Key]bool{}
-			}
-			b.snapshotPending[r.Key] = true
-			continue
-		}
-		delete(b.snapshotPending, r.Key)
-		b.snapshotted[r.Key] = r.Generation
-	}
-	for k := range b.snapshotted {
-		if !live[k] {
-			delete(b.snapshotted, k)
-		}
+	return tr
+}
+
+// wantReconcile asks for a reconcile of the target (its spec or
+// credentials changed).
+func (b *Batcher) wantReconcile(key types.NamespacedName) {
+	if tr, ok := b.rec.targets[key]; ok {
+		tr.due = true
 	}
 }
 
-// snapshotMargin keeps recently written objects out of a snapshot for a
-// while: their changes may still be on their way through the webhook, the
-// watch and an open author session, and a snapshot that wrote them first
-// would turn the attributed commit into a no-op. They are checked again
-// after the margin and written then only if the repository still differs.
-const snapshotMargin = 20 * time.Second
+// rulesChanged asks for a reconcile of every target whose rules changed
+// (added, removed, a new generation or newly resolved resources) and runs
+// what is due.
+func (b *Batcher) rulesChanged(ctx context.Context) {
+	if b.opts.Index == nil || b.opts.Lister == nil {
+		return
+	}
+	prints := map[types.NamespacedName]*strings.Builder{}
+	for _, r := range b.opts.Index.Rules() {
+		sb, ok := prints[r.Target]
+		if !ok {
+			sb = &strings.Builder{}
+			prints[r.Target] = sb
+		}
+		fmt.Fprintf(sb, "%s@%d", r.Key, r.Generation)
+		for _, res := range r.Resources {
+			sb.WriteString("," + res.GVR.String())
+		}
+		sb.WriteString(";")
+	}
+	for key, sb := range prints {
+		tr := b.rec.target(key)
+		if tr.rules != sb.String() {
+			tr.rules, tr.due = sb.String(), true
+		}
+	}
+	for key := range b.rec.targets {
+		if _, ok := prints[key]; !ok {
+			// No rule writes there any more: nothing is managed.
+			delete(b.rec.targets, key)
+		}
+	}
+	b.reconcileDue(ctx, time.Now())
+}
 
-// recheck is an object left out of a snapshot because it changed recently.
-type recheck struct {
-	rule     rules.Key
-	gvr      schema.GroupVersionResource
-	ns, name string
-	due      time.Time
-	attempts int
+// reconcileDue reconciles the targets that are due (asked for, on their
+// interval, or retrying a failure) and writes the rechecks that are due.
+func (b *Batcher) reconcileDue(ctx context.Context, now time.Time) {
+	if b.opts.Index == nil || b.opts.Lister == nil {
+		return
+	}
+	interval := b.opts.ReconcileInterval
+	if interval <= 0 {
+		interval = DefaultReconcileInterval
+	}
+	var due []types.NamespacedName
+	for key, tr := range b.rec.targets {
+		switch {
+		case !tr.failed.IsZero():
+			if now.Sub(tr.failed) >= retryAfter(b.opts.RetryInterval, tr.failures, interval) {
+				due = append(due, key)
+			}
+		case tr.due, tr.done && now.Sub(tr.last) >= interval:
+			due = append(due, key)
+		}
+	}
+	if len(due) > 0 && b.waitForWatch(now) {
+		due = nil // rechecks need no list
+	}
+	if len(due) > 0 || b.recheckIsDue(now) {
+		// Changes already queued happened before the listing below: they
+		// go first, with their authors. The margin only covers changes
+		// younger than itself, and a batcher busy for longer (a rule
+		// whose module times out on every object) would otherwise let a
+		// reconcile write them as its own.
+		for n := len(b.queue); n > 0; n-- {
+			b.handle(ctx, <-b.queue)
+		}
+	}
+	sort.Slice(due, func(i, j int) bool { return due[i].String() < due[j].String() })
+	for _, key := range due {
+		b.reconcileTarget(ctx, key, now)
+	}
+	b.recheckDue(ctx, now)
+}
+
+// waitForWatch reports whether a reconcile must wait for the watch: its
+// informers list the objects too, and they hand on only what changes after
+// their own list. A reconcile that listed first could miss a change made
+// between the two lists until the object changes again; listing after them
+// overlaps instead, and the margin leaves the overlap to the watch.
+func (b *Batcher) waitForWatch(now time.Time) bool {
+	if b.opts.WatchSynced == nil || b.opts.WatchSynced() {
+		b.rec.syncWaitSince = time.Time{}
+		return false
+	}
+	if b.rec.syncWaitSince.IsZero() {
+		b.rec.syncWaitSince = now
+	}
+	if now.Sub(b.rec.syncWaitSince) < syncWait {
+		return true
+	}
+	b.opts.Log.Info("the watch has not synced; reconciling anyway", "waited", now.Sub(b.rec.syncWaitSince).String())
+	b.rec.syncWaitSince = time.Time{}
+	return false
+}
+
+// reconcileTarget makes the target's files equal what its rules select, in
+// one commit by the operator.
+func (b *Batcher) reconcileTarget(ctx context.Context, key types.NamespacedName, now time.Time) {
+	tr := b.rec.target(key)
+	if err := b.reconcileOnce(ctx, key, tr, now); err != nil {
+		reconcileRuns.WithLabelValues("failed").Inc()
+		tr.failed = now
+		tr.failures++
+		b.opts.Log.Error(err, "reconciling the Git target; will retry", "target", key.String())
+		return
+	}
+	tr.due, tr.done, tr.last, tr.failed, tr.failures = false, true, now, time.Time{}, 0
+}
+
+// retryAfter doubles the wait after each failure in a row, from retry up to
+// limit: a reconcile lists every selected resource, so one that keeps
+// failing (a resource it may not list) must not list the others every few
+// seconds.
+func retryAfter(retry time.Duration, failures int, limit time.Duration) time.Duration {
+	d := retry
+	for i := 1; i < failures && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+func (b *Batcher) reconcileOnce(ctx context.Context, key types.NamespacedName, tr *targetReconcile, now time.Time) error {
+	var rs []*rules.Rule
+	for _, r := range b.opts.Index.Rules() {
+		if r.Target == key {
+			rs = append(rs, r)
+		}
+	}
+	if len(rs) == 0 {
+		return nil
+	}
+	t, err := b.target(ctx, key)
+	if err != nil {
+		return err
+	}
+	// Open sessions go first, so the reconcile compares with them and
+	// lands on top.
+	for _, s := range t.sessions.all() {
+		t.commit(ctx, s, b.opts.Log)
+	}
+	files, err := t.writer.ListFiles(basePathOf(t.spec))
+	if err != nil {
+		return fmt.Errorf("listing the branch's files: %w", err)
+	}
+	plan, err := reconcile.Make(ctx, reconcile.Input{
+		Rules: rs, Lister: b.opts.Lister, Render: b.reconcileRender(t, now),
+		Files: files, Read: t.writer.ReadFile, NamespaceLabels: b.opts.NamespaceLabels,
+		Hold: func(obj *unstructured.Unstructured) bool { return b.young(obj, now) }, Cache: &tr.cache,
+	})
+	if err != nil {
+		return err
+	}
+	for _, h := range plan.Held {
+		if h.Young {
+			b.rec.rechecks = append(b.rec.rechecks, recheck{target: key, rule: h.Rule, obj: h.Object, due: now.Add(youngMargin), attempts: 1})
+		}
+	}
+	var removals []string
+	for _, rm := range plan.Removals {
+		if rm.Orphan && tr.done {
+			// Its delete may be on its way with its author.
+			b.rec.rechecks = append(b.rec.rechecks, recheck{target: key, obj: rm.Object, remove: rm.Path, hash: rm.Hash,
+				due: now.Add(youngMargin), attempts: 1})
+			continue
+		}
+		removals = append(removals, rm.Path)
+	}
+	for _, p := range plan.Placed {
+		t.place(placementKey{rule: p.Rule, resource: p.Object.GVR, namespace: p.Object.Namespace, name: p.Object.Name},
+			fileChange{path: p.Path})
+	}
+	why := "on its interval"
+	switch {
+	case !tr.done:
+		why = "at the operator's start"
+	case !tr.failed.IsZero():
+		why = "retrying a failed reconcile"
+	case tr.due:
+		why = "after a change of its rules or of the target"
+	}
+	b.opts.Log.V(1).Info("planned a reconcile", "target", key.String(), "listed", plan.Listed, "unchanged", plan.Unchanged,
+		"added", plan.Added, "updated", plan.Updated, "removed", len(removals), "held", len(plan.Held), "read", plan.Read)
+	return b.commitReconcile(ctx, t, plan.Writes, removals, plan.Added, plan.Updated, why)
+}
+
+// basePathOf is the target's base path as a repository path ("" for the
+// root).
+func basePathOf(spec v1alpha1.GitTargetSpec) string {
+	return strings.Trim(path.Clean("/"+spec.BasePath), "/")
+}
+
+// young reports whether obj was written after the operator started and
+// within the margin: its change may still be on its way with its author.
+// Writes before the start are in the watch's initial list, which hands on
+// nothing: only the reconcile records them. managedFields times have
+// second precision, so a write in the second of the start counts as after
+// it (held for the margin rather than written without its author).
+func (b *Batcher) young(obj *unstructured.Unstructured, now time.Time) bool {
+	lw := lastWrite(obj)
+	return !lw.Before(b.started.Truncate(time.Second)) && now.Sub(lw) < youngMargin
 }
 
 // lastWrite is when the object was last written, from managedFields (the
@@ -106,147 +345,192 @@ func lastWrite(obj *unstructured.Unstructured) time.Time {
 	return last
 }
 
-func (b *Batcher) snapshotRule(ctx context.Context, r *rules.Rule) error {
-	objs := map[schema.GroupVersionResource][]unstructured.Unstructured{}
-	for _, res := range r.Resources {
-		ns := ""
-		if res.Namespaced {
-			ns = r.Namespace
+// errBreakerOpen keeps an object's file as it is while its rule's module
+// breaker is open.
+var errBreakerOpen = errors.New("module breaker open")
+
+// reconcileRender renders an object for a reconcile through the stages a
+// live change passes: the rule's policy (as a CREATE by ReconcileUser), the
+// module breaker, the sanitizers and the layout.
+func (b *Batcher) reconcileRender(t *target, now time.Time) reconcile.RenderFunc {
+	return func(ctx context.Context, r *rules.Rule, gvr schema.GroupVersionResource, obj *unstructured.Unstructured) (string, []byte, error) {
+		c := change.Change{Operation: v1alpha1.OperationCreate, Resource: gvr, Namespace: obj.GetNamespace(),
+			Name: obj.GetName(), UID: obj.GetUID(), ResourceVersion: obj.GetResourceVersion(), Object: obj,
+			User: change.User{Username: ReconcileUser}, Rules: []*rules.Rule{r}, Observed: now}
+		if r.Policy != nil {
+			pd := policyDecider{c: c}
+			// A policy that cannot evaluate fails open, as for a change.
+			if d, err := pd.decide(ctx, r.Policy); err == nil && !d.Record {
+				return "", nil, reconcile.ErrNotRecorded
+			}
 		}
-		list, err := b.opts.Lister.List(ctx, res.GVR, ns)
+		if _, open := b.breakers.open(r, now); open {
+			return "", nil, errBreakerOpen // failing closed, without spending a deadline per object
+		}
+		f, err := render(ctx, c, r, t.spec)
+		if errors.Is(err, transform.ErrSkipped) {
+			return "", nil, reconcile.ErrNotRecorded
+		}
+		b.moduleFailed(r, err)
 		if err != nil {
-			return fmt.Errorf("listing %s: %w", res.GVR.String(), err)
+			// The same failure a change would meet: fail closed for this
+			// object, the rule says why on its next change.
+			renderErrors.Inc()
+			b.opts.Log.Error(err, "rendering an object for a reconcile", "rule", r.Key.String(),
+				"resource", gvr.String(), "namespace", obj.GetNamespace(), "name", obj.GetName())
+			return "", nil, err
 		}
-		objs[res.GVR] = list
+		return f.path, f.content, nil
 	}
-	return b.writeSnapshot(ctx, r, objs, 0)
 }
 
-// recheckDue writes the objects whose recheck is due, if the repository
-// still differs from them.
+func (b *Batcher) recheckIsDue(now time.Time) bool {
+	for _, rc := range b.rec.rechecks {
+		if !now.Before(rc.due) {
+			return true
+		}
+	}
+	return false
+}
+
+// recheckDue writes the objects and removes the files whose recheck is
+// due, where the repository still differs from the cluster, one commit per
+// target.
 func (b *Batcher) recheckDue(ctx context.Context, now time.Time) {
 	var keep []recheck
-	byRule := map[rules.Key]map[schema.GroupVersionResource][]unstructured.Unstructured{}
-	attempts := map[rules.Key]int{}
-	for _, rc := range b.rechecks {
+	byTarget := map[types.NamespacedName][]recheck{}
+	for _, rc := range b.rec.rechecks {
 		if now.Before(rc.due) {
 			keep = append(keep, rc)
 			continue
 		}
-		obj, err := b.opts.Lister.Get(ctx, rc.gvr, rc.ns, rc.name)
-		if err != nil || obj == nil {
-			continue // gone: its delete event covers it
-		}
-		if byRule[rc.rule] == nil {
-			byRule[rc.rule] = map[schema.GroupVersionResource][]unstructured.Unstructured{}
-		}
-		byRule[rc.rule][rc.gvr] = append(byRule[rc.rule][rc.gvr], *obj)
-		if rc.attempts > attempts[rc.rule] {
-			attempts[rc.rule] = rc.attempts
-		}
+		byTarget[rc.target] = append(byTarget[rc.target], rc)
 	}
-	b.rechecks = keep
-	for key, objs := range byRule {
-		r, ok := b.opts.Index.Get(key)
-		if !ok {
-			continue
-		}
-		if err := b.writeSnapshot(ctx, r, objs, attempts[key]); err != nil {
-			b.opts.Log.Error(err, "writing a snapshot recheck", "rule", key.String())
+	b.rec.rechecks = keep
+	keys := make([]types.NamespacedName, 0, len(byTarget))
+	for k := range byTarget {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	for _, key := range keys {
+		if err := b.recheckTarget(ctx, key, byTarget[key], now); err != nil {
+			b.opts.Log.Error(err, "writing the rechecks of a reconcile", "target", key.String())
 		}
 	}
 }
 
-// writeSnapshot commits the rule's view of objs in one commit, leaving
-// recently written objects for a later recheck.
-func (b *Batcher) writeSnapshot(ctx context.Context, r *rules.Rule, objs map[schema.GroupVersionResource][]unstructured.Unstructured, attempt int) error {
-	t, err := b.target(ctx, r.Target)
+func (b *Batcher) recheckTarget(ctx context.Context, key types.NamespacedName, due []recheck, now time.Time) error {
+	t, err := b.target(ctx, key)
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	files := map[string]fileChange{}
-	for _, res := range r.Resources {
-		list := objs[res.GVR]
-		for i := range list {
-			obj := &list[i]
-			if now.Sub(lastWrite(obj)) < snapshotMargin && attempt < 5 {
-				b.rechecks = append(b.rechecks, recheck{rule: r.Key, gvr: res.GVR, ns: obj.GetNamespace(), name: obj.GetName(),
-					due: now.Add(snapshotMargin), attempts: attempt + 1})
-				continue
-			}
-			req := rules.Request{Resource: res.GVR.GroupResource(), Namespace: obj.GetNamespace(),
-				Labels: labels.Set(obj.GetLabels()), Operation: v1alpha1.OperationCreate}
-			if !r.Selects(req, b.opts.NamespaceLabels) || obj.GetDeletionTimestamp() != nil {
-				continue
-			}
-			c := change.Change{Operation: v1alpha1.OperationCreate, Resource: res.GVR, Namespace: obj.GetNamespace(),
-				Name: obj.GetName(), UID: obj.GetUID(), ResourceVersion: obj.GetResourceVersion(), Object: obj,
-				User: change.User{Username: ReconcileUser}, Rules: []*rules.Rule{r}, Observed: time.Now()}
-			if r.Policy != nil {
-				pd := policyDecider{c: c}
-				d, err := pd.decide(ctx, r.Policy)
-				if err == nil && !d.Record {
-					continue
-				}
-			}
-			if _, open := b.breakers.open(r, now); open {
-				continue // failing closed, without spending a deadline per object
-			}
-			f, err := render(ctx, c, r, t.spec)
-			if errors.Is(err, transform.ErrSkipped) {
-				continue
-			}
-			b.moduleFailed(r, err)
-			if err != nil {
-				// The same failure a change would meet: fail closed for
-				// this object, the rule says why on its next change.
-				renderErrors.Inc()
-				b.opts.Log.Error(err, "rendering the snapshot of an object", "rule", r.Key.String(),
-					"resource", res.GVR.String(), "namespace", obj.GetNamespace(), "name", obj.GetName())
-				continue
-			}
-			if old := t.place(placementOf(r, c), f); old != "" {
-				if _, written := files[old]; !written {
-					files[old] = fileChange{path: old, delete: true, movedFrom: true}
-				}
-			}
-			files[f.path] = f
-		}
-	}
-	if len(files) == 0 {
-		return nil
-	}
-	// Open sessions go first, so the snapshot (newer) lands on top.
 	for _, s := range t.sessions.all() {
 		t.commit(ctx, s, b.opts.Log)
 	}
-	paths := make([]string, 0, len(files))
-	for p := range files {
-		paths = append(paths, p)
+	var writes []gitstore.FileChange
+	var removals []string
+	added, updated := 0, 0
+	for _, rc := range due {
+		obj, err := b.opts.Lister.Get(ctx, rc.obj.GVR, rc.obj.Namespace, rc.obj.Name)
+		if err != nil {
+			return err
+		}
+		if rc.remove != "" {
+			if obj != nil && obj.GetDeletionTimestamp() == nil && b.selectedByTarget(key, rc.obj.GVR, obj) {
+				continue // back, or selected again: the next reconcile places it
+			}
+			if files, err := t.writer.ListFiles(rc.remove); err != nil || len(files) != 1 || files[0].Hash != rc.hash {
+				continue // gone or changed since: not ours to judge now
+			}
+			removals = append(removals, rc.remove)
+			continue
+		}
+		if obj == nil {
+			continue // gone: its delete event covers it
+		}
+		if b.young(obj, now) && rc.attempts < 5 {
+			rc.due, rc.attempts = now.Add(youngMargin), rc.attempts+1
+			b.rec.rechecks = append(b.rec.rechecks, rc)
+			continue
+		}
+		r, ok := b.opts.Index.Get(rc.rule)
+		if !ok || r.Target != key || obj.GetDeletionTimestamp() != nil {
+			continue
+		}
+		if !reconcile.Selects(r, rc.obj.GVR, obj, b.opts.NamespaceLabels) {
+			continue
+		}
+		p, content, err := b.reconcileRender(t, now)(ctx, r, rc.obj.GVR, obj)
+		if err != nil {
+			continue
+		}
+		files, err := t.writer.ListFiles(p)
+		if err != nil {
+			return fmt.Errorf("reading the branch's file %s: %w", p, err)
+		}
+		switch {
+		case len(files) == 1 && files[0].Hash == gitstore.BlobHash(content):
+			continue
+		case len(files) == 1:
+			updated++
+		default:
+			added++
+		}
+		if old := t.place(placementKey{rule: r.Key, resource: rc.obj.GVR, namespace: obj.GetNamespace(), name: obj.GetName()},
+			fileChange{path: p}); old != "" {
+			removals = append(removals, old)
+		}
+		writes = append(writes, gitstore.FileChange{Path: p, Content: content})
 	}
-	sort.Strings(paths)
+	return b.commitReconcile(ctx, t, writes, removals, added, updated, "after a recheck of objects that changed shortly before it")
+}
+
+// selectedByTarget reports whether a rule of the target selects obj.
+func (b *Batcher) selectedByTarget(key types.NamespacedName, gvr schema.GroupVersionResource, obj *unstructured.Unstructured) bool {
+	for _, r := range b.opts.Index.Rules() {
+		if r.Target == key && reconcile.Selects(r, gvr, obj, b.opts.NamespaceLabels) {
+			return true
+		}
+	}
+	return false
+}
+
+// commitReconcile commits a reconcile's file changes as one commit by the
+// operator, with the counts in its message.
+func (b *Batcher) commitReconcile(ctx context.Context, t *target, writes []gitstore.FileChange, removals []string, added, updated int, why string) error {
+	if len(writes)+len(removals) == 0 {
+		reconcileRuns.WithLabelValues("unchanged").Inc()
+		return nil
+	}
+	counts := fmt.Sprintf("added=%d updated=%d removed=%d", added, updated, len(removals))
 	req := gitstore.CommitRequest{
 		Author: gitstore.Signature{Name: t.spec.Commit.CommitterName, Email: t.spec.Commit.CommitterEmail},
-		Message: fmt.Sprintf("Snapshot of %s: %d object(s)\n\nThe state of the objects the rule selects when it became active or changed.\n\nReverser-User: %s\nReverser-Operation: SNAPSHOT\nReverser-Rule: %s\nReverser-Target: %s\n",
-			r.Key, len(paths), ReconcileUser, r.Key, t.key),
+		Message: fmt.Sprintf("Reconcile %s: %s\n\nThe files now equal what the target's rules select (%s).\n\nReverser-User: %s\nReverser-Operation: RECONCILE\nReverser-Reconcile: %s\nReverser-Target: %s\n",
+			t.key, counts, why, ReconcileUser, counts, t.key),
+		Changes: writes,
 	}
 	if strings.TrimSpace(req.Author.Name) == "" {
 		req.Author.Name = "gitops-reverser"
 	}
-	for _, p := range paths {
-		req.Changes = append(req.Changes, gitstore.FileChange{Path: p, Content: files[p].content, Delete: files[p].delete})
+	for _, p := range removals {
+		req.Changes = append(req.Changes, gitstore.FileChange{Path: p, Delete: true})
 	}
 	h, err := t.writer.Commit(ctx, req)
 	switch {
 	case errors.Is(err, gitstore.ErrNoChange):
+		reconcileRuns.WithLabelValues("unchanged").Inc()
 		return nil
 	case err != nil:
 		commitErrors.Inc()
-		return fmt.Errorf("committing the snapshot: %w", err)
+		return fmt.Errorf("committing the reconcile: %w", err)
 	}
 	commits.Inc()
-	b.opts.Log.Info("committed a snapshot", "rule", r.Key.String(), "target", t.key.String(), "files", len(paths), "commit", h.String())
+	reconcileRuns.WithLabelValues("committed").Inc()
+	reconcileFiles.WithLabelValues("added").Add(float64(added))
+	reconcileFiles.WithLabelValues("updated").Add(float64(updated))
+	reconcileFiles.WithLabelValues("removed").Add(float64(len(removals)))
+	b.opts.Log.Info("committed a reconcile", "target", t.key.String(), "added", added, "updated", updated,
+		"removed", len(removals), "commit", h.String())
 	if t.unpushed == 0 {
 		t.firstUnp = time.Now()
 	}
@@ -260,16 +544,19 @@ type DynamicLister struct {
 	Client dynamic.Interface
 }
 
-// List implements ObjectLister.
-func (l DynamicLister) List(ctx context.Context, gvr schema.GroupVersionResource, namespace string) ([]unstructured.Unstructured, error) {
-	var out []unstructured.Unstructured
+// List implements reconcile.Lister.
+func (l DynamicLister) List(ctx context.Context, gvr schema.GroupVersionResource, namespace string) (reconcile.Listing, error) {
+	var out reconcile.Listing
 	opts := metav1.ListOptions{Limit: 500}
 	for {
 		list, err := l.Client.Resource(gvr).Namespace(namespace).List(ctx, opts)
 		if err != nil {
-			return nil, fmt.Errorf("listing %s: %w", gvr.String(), err)
+			return reconcile.Listing{}, fmt.Errorf("listing %s: %w", gvr.String(), err)
 		}
-		out = append(out, list.Items...)
+		if out.Kind == "" {
+			out.Kind = strings.TrimSuffix(list.GetKind(), "List")
+		}
+		out.Items = append(out.Items, list.Items...)
 		if list.GetContinue() == "" {
 			return out, nil
 		}

@@ -69,6 +69,9 @@ type Options struct {
 	// ConfirmGrace is how long a watch event waits for a late admission
 	// claim; zero uses the confirm stage's default.
 	ConfirmGrace time.Duration
+	// ReconcileInterval is how often each Git target is fully reconciled;
+	// zero uses batch.DefaultReconcileInterval.
+	ReconcileInterval time.Duration
 }
 
 // Operator is the running wiring, for callers that need its parts.
@@ -100,6 +103,10 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 		Lister:  batch.DynamicLister{Client: dyn},
 		WorkDir: opts.WorkDir,
 		Log:     log.WithName("batch"),
+		// A reconcile lists after the watch's informers (set below, before
+		// the manager starts anything).
+		WatchSynced:       func() bool { return op.watcher != nil && op.watcher.Synced() },
+		ReconcileInterval: opts.ReconcileInterval,
 	})
 	if err := (&controller.GitTargetReconciler{
 		OnChange:      batcher.Forget,
