@@ -70,39 +70,45 @@ func (ev *event) persisted(p change.Pending) bool {
 
 // pair decides the author of ev from the store's claims. decided is false
 // when no claim fits yet and final is false: the caller waits the grace and
-// asks again with final true, which always decides.
+// asks again with final true, which always decides. A write whose claim was
+// lost (a taint) is decided at once, unknown: no other claim may name it.
 func (s *Store) pair(ev *event, final bool) (user change.User, decided bool) {
 	uid := ev.obj.GetUID()
 	switch ev.kind {
 	case eventAdded:
+		s.noteRV(uid, ev.obj.GetResourceVersion())
 		slots := []slot{{kind: slotCreate, uid: uid}, {
 			kind: slotCreateByName, resource: ev.resource.GroupResource(),
 			namespace: ev.obj.GetNamespace(), name: ev.obj.GetName(),
 		}}
 		user, decided = choose(filter(s.claims(slots...), ev.persisted), final)
-		if decided {
+		if decided || s.peekTainted(slots...) {
+			user, decided = s.unlessTainted(user, slots...), true
 			s.consume(slots...)
 		}
 		return user, decided
 
 	case eventModified:
+		s.noteRV(uid, ev.obj.GetResourceVersion())
 		sl := slot{kind: slotUpdate, uid: uid, rv: ev.oldRV}
 		user, decided = choose(filter(s.claims(sl), ev.persisted), final)
-		if decided {
+		if decided || s.peekTainted(sl) {
 			// Only one write can leave a resourceVersion: every other
 			// attempt from it failed.
+			user, decided = s.unlessTainted(user, sl), true
 			s.consume(sl)
 		}
 		return user, decided
 
 	case eventDeletionStarted:
-		sl := slot{kind: slotDelete, uid: uid}
-		fromRV := func(p change.Pending) bool { return p.OldResourceVersion == ev.oldRV }
-		user, decided = choose(filter(s.claims(sl), fromRV), final)
-		if decided {
+		s.noteRV(uid, ev.obj.GetResourceVersion())
+		sl := slot{kind: slotDelete, uid: uid, rv: ev.oldRV}
+		from := slot{kind: slotUpdate, uid: uid, rv: ev.oldRV}
+		user, decided = choose(s.claims(sl), final)
+		if decided || s.peekTainted(from) {
+			user, decided = s.unlessTainted(user, from), true
 			s.rememberDeleter(uid, user)
-			s.consumeMatching(sl, fromRV)
-			s.consume(slot{kind: slotUpdate, uid: uid, rv: ev.oldRV})
+			s.consume(sl, from)
 		}
 		return user, decided
 
@@ -113,13 +119,48 @@ func (s *Store) pair(ev *event, final bool) (user change.User, decided bool) {
 			s.dropObject(uid)
 			return u, true
 		}
-		user, decided = choose(s.claims(slot{kind: slotDelete, uid: uid}), final)
-		if decided {
+		// A DELETE claim counts only when it starts from the last
+		// resourceVersion the watch saw: a claim from an older version
+		// (a delete that conflicted, was denied, or was forged) never
+		// names the deleter of a later one. The DELETED event itself
+		// carries the deletion's resourceVersion, not that one.
+		rv := s.lastRVOf(uid)
+		var claims []change.Pending
+		from := slot{kind: slotUpdate, uid: uid, rv: rv}
+		if rv != "" {
+			claims = s.claims(slot{kind: slotDelete, uid: uid, rv: rv})
+		}
+		user, decided = choose(claims, final)
+		if decided || (rv != "" && s.peekTainted(from)) {
+			user, decided = s.unlessTainted(user, from), true
 			s.dropObject(uid)
 		}
 		return user, decided
 	}
 	return change.Unknown, true
+}
+
+// unlessTainted returns Unknown when a claim for the write was lost (or
+// the store is blind), else user; it settles the taints.
+func (s *Store) unlessTainted(user change.User, slots ...slot) change.User {
+	if s.tainted(slots...) {
+		taintedChangesTotal.Inc()
+		return change.Unknown
+	}
+	return user
+}
+
+// peekTainted reports whether a taint marks one of the slots, without
+// settling it.
+func (s *Store) peekTainted(slots ...slot) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sl := range slots {
+		if _, ok := s.taints[sl]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // settle drops the claims an event no rule selects has settled, so that
@@ -128,11 +169,13 @@ func (s *Store) settle(ev *event) {
 	uid := ev.obj.GetUID()
 	switch ev.kind {
 	case eventAdded:
+		s.noteRV(uid, ev.obj.GetResourceVersion())
 		s.consume(slot{kind: slotCreate, uid: uid}, slot{
 			kind: slotCreateByName, resource: ev.resource.GroupResource(),
 			namespace: ev.obj.GetNamespace(), name: ev.obj.GetName(),
 		})
 	case eventModified, eventDeletionStarted:
+		s.noteRV(uid, ev.obj.GetResourceVersion())
 		s.consume(slot{kind: slotUpdate, uid: uid, rv: ev.oldRV})
 	case eventDeleted:
 		s.dropObject(uid)
