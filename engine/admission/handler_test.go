@@ -19,16 +19,29 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
 )
 
-// recorder collects pending changes.
+// recorder collects pending changes and taints.
 type recorder struct {
 	mu      sync.Mutex
 	pending []change.Pending
+	taints  []change.Taint
 }
 
 func (r *recorder) AddPending(p change.Pending) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pending = append(r.pending, p)
+}
+
+func (r *recorder) AddTaint(t change.Taint) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.taints = append(r.taints, t)
+}
+
+func (r *recorder) taintSnapshot() []change.Taint {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]change.Taint(nil), r.taints...)
 }
 
 func (r *recorder) snapshot() []change.Pending {
