@@ -186,12 +186,15 @@ func queuedCost(h *Handler) int64 {
 	return n
 }
 
-func TestHandler_Start_namespaceByItsOwnLabels(t *testing.T) {
+func TestHandler_Start_namespaceIsClusterScoped(t *testing.T) {
 	ix := rules.NewIndex()
+	// A rule with a namespace selector, as in the report: it does not
+	// apply to Namespaces (cluster-scoped), its label selector does.
 	ix.Upsert(&rules.Rule{
 		Key:             rules.Key{Kind: rules.KindClusterWatchRule, Name: "team-namespaces"},
 		Resources:       []rules.Resource{{GVR: schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}}},
 		NamespaceLabels: labels.SelectorFromSet(labels.Set{"team": "a"}),
+		Labels:          labels.SelectorFromSet(labels.Set{"team": "a"}),
 	})
 	rec := &recorder{}
 	// No namespace is known to the labeler: at its creation, no cache

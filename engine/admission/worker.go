@@ -52,20 +52,25 @@ func (h *Handler) Start(ctx context.Context) error {
 					return
 				case req := <-h.queue:
 					queueDepth.Dec()
-					if err := h.process(req); err != nil {
-						// A review the worker could not read is a lost
-						// claim, whoever sent it.
-						h.taint(taintOf(req), dropFailed)
-						h.opts.Log.V(1).Info("admission request not recorded", "error", err.Error(),
-							"resource", req.Resource.Resource, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation)
-					}
-					h.release(req.cost)
+					h.handle(req)
 				}
 			}
 		}()
 	}
 	wg.Wait()
 	return nil
+}
+
+// handle processes one queued request and gives its bytes back.
+func (h *Handler) handle(req *request) {
+	defer h.release(req.cost)
+	if err := h.process(req); err != nil {
+		// A review the worker could not read is a lost claim, whoever
+		// sent it.
+		h.taint(taintOf(req), dropFailed)
+		h.opts.Log.V(1).Info("admission request not recorded", "error", err.Error(),
+			"resource", req.Resource.Resource, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation)
+	}
 }
 
 // process turns one queued request into a pending change if a rule selects

@@ -218,9 +218,6 @@ func (ix *Index) Match(req Request, nsLabels NamespaceLabeler) []*Rule {
 	return out
 }
 
-// namespacesResource is the core Namespace resource.
-var namespacesResource = schema.GroupResource{Resource: "namespaces"}
-
 // Selects reports whether the rule selects the request.
 func (r *Rule) Selects(req Request, nsLabels NamespaceLabeler) bool {
 	if len(r.Operations) > 0 && !r.Operations[req.Operation] {
@@ -231,14 +228,6 @@ func (r *Rule) Selects(req Request, nsLabels NamespaceLabeler) bool {
 	}
 	if r.Labels != nil && !r.Labels.Empty() && !r.Labels.Matches(req.Labels) {
 		return false
-	}
-	if r.NamespaceLabels != nil && !r.NamespaceLabels.Empty() && req.Resource == namespacesResource {
-		// A Namespace is selected by its own labels, as the API server's
-		// namespaceSelector does for webhooks: at its creation no cache
-		// knows it yet, and the request carries its labels.
-		if !r.NamespaceLabels.Matches(req.Labels) {
-			return false
-		}
 	}
 	if r.NamespaceLabels != nil && !r.NamespaceLabels.Empty() && req.Namespace != "" {
 		if nsLabels == nil {

@@ -37,9 +37,6 @@ func TestIndex_Match_cases(t *testing.T) {
 	cluster := rule(KindClusterWatchRule, "", "prod-cms", configmaps)
 	cluster.NamespaceLabels = prod
 	ix.Upsert(cluster)
-	prodNamespaces := rule(KindClusterWatchRule, "", "prod-namespaces", schema.GroupVersionResource{Version: "v1", Resource: "namespaces"})
-	prodNamespaces.NamespaceLabels = prod
-	ix.Upsert(prodNamespaces)
 
 	nsLabels := func(ns string) (labels.Set, bool) {
 		switch ns {
@@ -64,9 +61,6 @@ func TestIndex_Match_cases(t *testing.T) {
 		{"deployment update", Request{Resource: deployments.GroupResource(), Namespace: "shop", Operation: v1alpha1.OperationUpdate},
 			[]string{"WatchRule/shop/deploy-updates"}},
 		{"deployment delete is not selected", Request{Resource: deployments.GroupResource(), Namespace: "shop", Operation: v1alpha1.OperationDelete}, nil},
-		{"a Namespace is selected by its own labels", Request{Resource: schema.GroupResource{Resource: "namespaces"}, Labels: labels.Set{"env": "prod"}, Operation: v1alpha1.OperationCreate},
-			[]string{"ClusterWatchRule/prod-namespaces"}},
-		{"a Namespace without the labels is not", Request{Resource: schema.GroupResource{Resource: "namespaces"}, Labels: labels.Set{"env": "dev"}, Operation: v1alpha1.OperationCreate}, nil},
 		{"unselected resource", Request{Resource: schema.GroupResource{Resource: "secrets"}, Namespace: "shop", Operation: v1alpha1.OperationCreate}, nil},
 	}
 	for _, tt := range tests {
