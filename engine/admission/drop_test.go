@@ -168,8 +168,11 @@ func TestHandler_ServeHTTP_taintsWhatItDrops(t *testing.T) {
 			case tt.wantTaint != nil && (len(got) != 1 || got[0] != *tt.wantTaint):
 				t.Errorf("tainted %+v, want %+v", got, *tt.wantTaint)
 			}
-			if n := h.bytes.Load(); n != int64(len(h.queue))*0+queuedCost(h) {
+			if n := h.bytes.Load(); n != queuedCost(h) {
 				t.Errorf("%d bytes held, want those of the queued requests (%d)", n, queuedCost(h))
+			}
+			if n := rec.queuedClaims(); n != len(h.queue) {
+				t.Errorf("%d claims announced as queued, %d in the queue", n, len(h.queue))
 			}
 		})
 	}
@@ -251,6 +254,9 @@ func TestHandler_Start_taintsWhatItCannotRead(t *testing.T) {
 	got := rec.taintSnapshot()
 	if len(got) != 1 || got[0].UID != "obj-uid" || got[0].OldResourceVersion != "41" || len(rec.snapshot()) != 0 {
 		t.Fatalf("taints %+v, pending %+v; want one taint of obj-uid@41 and no claim", got, rec.snapshot())
+	}
+	for h.bytes.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
 	}
 	if n := h.bytes.Load(); n != 0 {
 		t.Errorf("%d bytes still held after the worker", n)

@@ -68,6 +68,9 @@ func FuzzHandler(f *testing.F) {
 		if n := h.bytes.Load(); n != 0 {
 			t.Fatalf("%d body bytes still held with the queue drained", n)
 		}
+		if n := rec.queuedClaims(); n != 0 {
+			t.Fatalf("%d claims still announced as queued with the queue drained", n)
+		}
 
 		var want review
 		decodes := json.Unmarshal(body, &want) == nil && want.Request != nil && want.Request.UID != "" &&

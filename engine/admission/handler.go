@@ -48,9 +48,16 @@ const (
 // the taints of claims that could not be kept (dropped or failed): their
 // writes must not be attributed to another claim. The confirm stage's store
 // implements it. Neither method may block for long.
+//
+// Between ClaimQueued and ClaimDone a request for the key is in the queue:
+// the recorder must not name the author of the key's write from other
+// claims meanwhile (a forged claim would win the race against the real one
+// queued behind a flood).
 type PendingRecorder interface {
 	AddPending(p change.Pending)
 	AddTaint(t change.Taint)
+	ClaimQueued(key change.Taint)
+	ClaimDone(key change.Taint)
 }
 
 // Options configure a Handler.
@@ -134,6 +141,9 @@ type request struct {
 	received time.Time
 	// cost is the body bytes the request holds of Options.QueueBytes.
 	cost int64
+	// key is the write the request claims, announced to the recorder
+	// while the request is queued.
+	key change.Taint
 }
 
 type gvr struct {
@@ -233,13 +243,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		req.received = h.now()
 		req.cost = cost
+		req.key = taintOf(req)
+		h.opts.Recorder.ClaimQueued(req.key)
 		select {
 		case h.queue <- req:
 			queued = true
 			requestsQueued.Inc()
 			queueDepth.Inc()
 		default:
-			h.taint(taintOf(req), dropQueueFull)
+			h.taint(req.key, dropQueueFull)
+			h.opts.Recorder.ClaimDone(req.key)
 		}
 	}
 	writeAllowed(w, req.UID)

@@ -95,8 +95,17 @@ func scanReview(r io.Reader) scanned {
 
 // scanObject returns the metadata keys of a raw object.
 func scanObject(raw []byte) (uid, rv, name string) {
+	if len(raw) == 0 {
+		return "", "", ""
+	}
 	var found bool
-	sc := &scan{r: bufio.NewReader(bytes.NewReader(raw))}
+	br := scanReaders.Get().(*bufio.Reader)
+	br.Reset(bytes.NewReader(raw))
+	defer func() {
+		br.Reset(nil)
+		scanReaders.Put(br)
+	}()
+	sc := &scan{r: br}
 	sc.value(metadataFields(&uid, &rv, &name, &found), 0)
 	return uid, rv, name
 }

@@ -64,10 +64,11 @@ func (h *Handler) Start(ctx context.Context) error {
 // handle processes one queued request and gives its bytes back.
 func (h *Handler) handle(req *request) {
 	defer h.release(req.cost)
+	defer h.opts.Recorder.ClaimDone(req.key)
 	if err := h.process(req); err != nil {
 		// A review the worker could not read is a lost claim, whoever
 		// sent it.
-		h.taint(taintOf(req), dropFailed)
+		h.taint(req.key, dropFailed)
 		h.opts.Log.V(1).Info("admission request not recorded", "error", err.Error(),
 			"resource", req.Resource.Resource, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation)
 	}

@@ -82,8 +82,8 @@ func (s *Store) pair(ev *event, final bool) (user change.User, decided bool) {
 			namespace: ev.obj.GetNamespace(), name: ev.obj.GetName(),
 		}}
 		user, decided = choose(filter(s.claims(slots...), ev.persisted), final)
-		if decided || s.peekTainted(slots...) {
-			user, decided = s.unlessTainted(user, slots...), true
+		user, decided = s.verdict(user, decided, final, slots...)
+		if decided {
 			s.consume(slots...)
 		}
 		return user, decided
@@ -92,10 +92,10 @@ func (s *Store) pair(ev *event, final bool) (user change.User, decided bool) {
 		s.noteRV(uid, ev.obj.GetResourceVersion())
 		sl := slot{kind: slotUpdate, uid: uid, rv: ev.oldRV}
 		user, decided = choose(filter(s.claims(sl), ev.persisted), final)
-		if decided || s.peekTainted(sl) {
+		user, decided = s.verdict(user, decided, final, sl)
+		if decided {
 			// Only one write can leave a resourceVersion: every other
 			// attempt from it failed.
-			user, decided = s.unlessTainted(user, sl), true
 			s.consume(sl)
 		}
 		return user, decided
@@ -105,8 +105,8 @@ func (s *Store) pair(ev *event, final bool) (user change.User, decided bool) {
 		sl := slot{kind: slotDelete, uid: uid, rv: ev.oldRV}
 		from := slot{kind: slotUpdate, uid: uid, rv: ev.oldRV}
 		user, decided = choose(s.claims(sl), final)
-		if decided || s.peekTainted(from) {
-			user, decided = s.unlessTainted(user, from), true
+		user, decided = s.verdict(user, decided, final, from)
+		if decided {
 			s.rememberDeleter(uid, user)
 			s.consume(sl, from)
 		}
@@ -131,8 +131,8 @@ func (s *Store) pair(ev *event, final bool) (user change.User, decided bool) {
 			claims = s.claims(slot{kind: slotDelete, uid: uid, rv: rv})
 		}
 		user, decided = choose(claims, final)
-		if decided || (rv != "" && s.peekTainted(from)) {
-			user, decided = s.unlessTainted(user, from), true
+		user, decided = s.verdict(user, decided, final, from)
+		if decided {
 			s.dropObject(uid)
 		}
 		return user, decided
@@ -140,27 +140,24 @@ func (s *Store) pair(ev *event, final bool) (user change.User, decided bool) {
 	return change.Unknown, true
 }
 
-// unlessTainted returns Unknown when a claim for the write was lost (or
-// the store is blind), else user; it settles the taints.
-func (s *Store) unlessTainted(user change.User, slots ...slot) change.User {
-	if s.tainted(slots...) {
+// verdict checks a decision against lost and queued claims of the write
+// (keys in the taint slots): a lost claim (a taint, or a blind store)
+// makes it unknown at once; a claim still queued at the webhook makes it
+// wait, and unknown when final. A forged claim thus never names the author
+// while the real claim is dropped or stuck behind a flood.
+func (s *Store) verdict(user change.User, decided, final bool, keys ...slot) (change.User, bool) {
+	switch {
+	case s.tainted(keys...):
 		taintedChangesTotal.Inc()
-		return change.Unknown
-	}
-	return user
-}
-
-// peekTainted reports whether a taint marks one of the slots, without
-// settling it.
-func (s *Store) peekTainted(slots ...slot) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, sl := range slots {
-		if _, ok := s.taints[sl]; ok {
-			return true
+		return change.Unknown, true
+	case s.queued(keys...):
+		if !final {
+			return change.Unknown, false
 		}
+		taintedChangesTotal.Inc()
+		return change.Unknown, true
 	}
-	return false
+	return user, decided
 }
 
 // settle drops the claims an event no rule selects has settled, so that

@@ -111,6 +111,9 @@ type Store struct {
 	// the resourceVersion a DELETE starts from (the watch's DELETED
 	// event carries the deletion's own resourceVersion instead).
 	lastRV map[types.UID]string
+	// inFlight counts requests queued at the webhook per key: while one
+	// is, no other claim may name the author of the key's write.
+	inFlight map[slot]int
 }
 
 // NewStore returns an empty Store.
@@ -140,6 +143,7 @@ func NewStore(opts StoreOptions) *Store {
 		deleters: map[types.UID]*deleter{},
 		taints:   map[slot]*taint{},
 		lastRV:   map[types.UID]string{},
+		inFlight: map[slot]int{},
 	}
 }
 
@@ -255,6 +259,44 @@ func (s *Store) tainted(slots ...slot) bool {
 		}
 	}
 	return hit
+}
+
+// ClaimQueued notes that a request claiming the key's write waits in the
+// webhook's queue: until ClaimDone, the write is not attributed from
+// other claims alone. It implements admission.PendingRecorder.
+func (s *Store) ClaimQueued(key change.Taint) {
+	slots := taintSlots(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sl := range slots {
+		s.inFlight[sl]++
+	}
+}
+
+// ClaimDone notes that a queued request left the queue (recorded, found
+// unselected, or tainted). It implements admission.PendingRecorder.
+func (s *Store) ClaimDone(key change.Taint) {
+	slots := taintSlots(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sl := range slots {
+		if s.inFlight[sl]--; s.inFlight[sl] <= 0 {
+			delete(s.inFlight, sl)
+		}
+	}
+}
+
+// queued reports whether a request for one of the slots waits in the
+// webhook's queue.
+func (s *Store) queued(slots ...slot) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sl := range slots {
+		if s.inFlight[sl] > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // noteRV records the last resourceVersion the watch saw of an object.

@@ -18,11 +18,16 @@ type step struct {
 	event func() *event
 	taint *change.Taint
 	seen  *[2]string // uid, resourceVersion in the watch's initial list
+	// queued and done: a request for the key enters and leaves the
+	// webhook's queue.
+	queued, done *change.Taint
 }
 
 func claim(p change.Pending) step  { return step{claim: &p} }
 func lost(t change.Taint) step     { return step{taint: &t} }
 func seen(uid, rv string) step     { return step{seen: &[2]string{uid, rv}} }
+func queued(k change.Taint) step   { return step{queued: &k} }
+func done(k change.Taint) step     { return step{done: &k} }
 func observe(f func() *event) step { return step{event: f} }
 func claims(ps ...change.Pending) []step {
 	out := make([]step, 0, len(ps))
@@ -256,6 +261,49 @@ func TestWatcher_observe_pairing(t *testing.T) {
 			want: []handedOn{{v1alpha1.OperationUpdate, change.UnknownUsername}},
 		},
 		{
+			name: "a forged claim waits for the real one queued behind a flood",
+			steps: func(t *testing.T) []step {
+				key := change.Taint{Operation: v1alpha1.OperationUpdate, Resource: configMaps, UID: "u1", OldResourceVersion: "3"}
+				return []step{
+					claim(update(t, alice, "3", configMap("u1", "3", "new"))),
+					queued(key), // bob's review is in the webhook's queue
+					observe(func() *event {
+						return modifiedEvent(configMaps, configMap("u1", "3", "old"), configMap("u1", "4", "new"))
+					}),
+					claim(update(t, bob, "3", configMap("u1", "3", "new"))),
+					done(key),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationUpdate, change.UnknownUsername}},
+		},
+		{
+			name: "a claim still queued when the grace ends makes the write unknown",
+			steps: func(t *testing.T) []step {
+				key := change.Taint{Operation: v1alpha1.OperationUpdate, Resource: configMaps, UID: "u1", OldResourceVersion: "3"}
+				return []step{
+					claim(update(t, alice, "3", configMap("u1", "3", "new"))),
+					queued(key),
+					observe(func() *event {
+						return modifiedEvent(configMaps, configMap("u1", "3", "old"), configMap("u1", "4", "new"))
+					}),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationUpdate, change.UnknownUsername}},
+		},
+		{
+			name: "a queued claim that is the only one names its author",
+			steps: func(t *testing.T) []step {
+				key := change.Taint{Operation: v1alpha1.OperationCreate, Resource: configMaps, UID: "u1", Namespace: "team", Name: "settings"}
+				return []step{
+					queued(key),
+					observe(func() *event { return addedEvent(configMaps, configMap("u1", "1", "a")) }),
+					claim(create(t, alice, configMap("u1", "", "a"))),
+					done(key),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationCreate, "alice"}},
+		},
+		{
 			name: "a taint of another version does not matter",
 			steps: func(t *testing.T) []step {
 				return []step{
@@ -359,6 +407,10 @@ func TestWatcher_observe_pairing(t *testing.T) {
 					store.AddTaint(*s.taint)
 				case s.seen != nil:
 					store.noteRV(types.UID(s.seen[0]), s.seen[1])
+				case s.queued != nil:
+					store.ClaimQueued(*s.queued)
+				case s.done != nil:
+					store.ClaimDone(*s.done)
 				default:
 					w.observe(s.event())
 				}
