@@ -126,3 +126,71 @@ func FuzzHandler(f *testing.F) {
 		}
 	})
 }
+
+// FuzzScanReview checks the bounded scan against encoding/json on reviews
+// written as the API server writes them (encoding/json, canonical keys):
+// whatever the strings hold, the scan finds the same keys.
+func FuzzScanReview(f *testing.F) {
+	f.Add("req-1", "UPDATE", "settings", "obj-uid", "41", "obj-uid", "40", "x")
+	f.Add("r\"2", "DELETE", "a\\b", "u\x00", "1\n", "", "", "{[\"\\")
+	f.Add("", "", "", "", "", "", "", "")
+	f.Fuzz(func(t *testing.T, uid, op, name, objUID, objRV, oldUID, oldRV, pad string) {
+		meta := func(u, rv string) map[string]interface{} {
+			return map[string]interface{}{
+				"apiVersion": "v1", "kind": "ConfigMap",
+				"data":     map[string]interface{}{"pad": pad, "uid": pad, "metadata": map[string]interface{}{"uid": pad}},
+				"metadata": map[string]interface{}{"name": name, "annotations": map[string]interface{}{"uid": pad}, "uid": u, "resourceVersion": rv},
+			}
+		}
+		body, err := json.Marshal(map[string]interface{}{
+			"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+			"request": map[string]interface{}{
+				"uid": uid, "operation": op, "name": name, "namespace": pad,
+				"userInfo": map[string]interface{}{"username": pad, "uid": pad},
+				"object":   meta(objUID, objRV), "oldObject": meta(oldUID, oldRV),
+			},
+		})
+		if err != nil {
+			t.Skip()
+		}
+		// encoding/json writes invalid UTF-8 as U+FFFD: compare with what
+		// it decodes.
+		var want struct {
+			Request struct {
+				UID, Operation, Name string
+				Object, OldObject    struct {
+					Metadata struct{ UID, ResourceVersion, Name string }
+				}
+			}
+		}
+		if err := json.Unmarshal(body, &want); err != nil {
+			t.Fatalf("encoding/json cannot read its own output: %v", err)
+		}
+		sc := scanReview(bytes.NewReader(body))
+		w := want.Request
+		got := []string{sc.uid, sc.operation, sc.name, sc.objUID, sc.objRV, sc.oldUID, sc.oldRV, sc.objName}
+		exp := []string{w.UID, w.Operation, w.Name, w.Object.Metadata.UID, w.Object.Metadata.ResourceVersion,
+			w.OldObject.Metadata.UID, w.OldObject.Metadata.ResourceVersion, w.Object.Metadata.Name}
+		for i := range got {
+			// The scan keeps strings up to maxScanString bytes (JSON form).
+			if got[i] != exp[i] && !(got[i] == "" && len(exp[i]) > maxScanString/6) {
+				t.Fatalf("field %d: scan found %q, encoding/json %q", i, got[i], exp[i])
+			}
+		}
+		u, rv, n := scanObject(mustJSON(t, meta(objUID, objRV)))
+		if (u != w.Object.Metadata.UID && len(w.Object.Metadata.UID) <= maxScanString/6) ||
+			(rv != w.Object.Metadata.ResourceVersion && len(w.Object.Metadata.ResourceVersion) <= maxScanString/6) ||
+			(n != w.Object.Metadata.Name && len(w.Object.Metadata.Name) <= maxScanString/6) {
+			t.Fatalf("scanObject found %q %q %q", u, rv, n)
+		}
+	})
+}
+
+func mustJSON(t *testing.T, v interface{}) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

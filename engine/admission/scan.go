@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"unicode/utf8"
 )
 
 var errSyntax = errors.New("admission review scan: unexpected character")
@@ -36,41 +37,72 @@ type scanned struct {
 	objectFound, oldObjectFound, truncated bool
 }
 
-// field is a node of the paths a scan keeps: a string or bool to fill,
-// or the members of an object to descend into.
+// Slots of the values a scan keeps.
+const (
+	vAPIVersion = iota
+	vKind
+	vUID
+	vOperation
+	vSubResource
+	vNamespace
+	vName
+	vDryRun
+	vGroup
+	vVersion
+	vResource
+	vObjUID
+	vObjRV
+	vObjName
+	vObjFound
+	vOldUID
+	vOldRV
+	vOldName
+	vOldFound
+	nValues
+)
+
+// field is a node of the paths a scan keeps: the slot of a scalar to keep
+// (-1: none), the slot that records that an object was found (-1: none),
+// and the members of an object to descend into.
 type field struct {
-	str      *string
-	flag     *bool
-	found    *bool
-	children map[string]*field
+	slot, found int
+	children    map[string]*field
 }
 
-func metadataFields(uid, rv, name *string, found *bool) *field {
-	return &field{found: found, children: map[string]*field{"metadata": {children: map[string]*field{
-		"uid": {str: uid}, "resourceVersion": {str: rv}, "name": {str: name},
-	}}}}
+func leaf(slot int) *field { return &field{slot: slot, found: -1} }
+
+func node(found int, children map[string]*field) *field {
+	return &field{slot: -1, found: found, children: children}
 }
 
-// reviewFields are the paths of an AdmissionReview a scan keeps.
-func (s *scanned) reviewFields() *field {
-	return &field{children: map[string]*field{
-		"apiVersion": {str: &s.apiVersion},
-		"kind":       {str: &s.kind},
-		"request": {children: map[string]*field{
-			"uid":         {str: &s.uid},
-			"operation":   {str: &s.operation},
-			"subResource": {str: &s.subResource},
-			"namespace":   {str: &s.namespace},
-			"name":        {str: &s.name},
-			"dryRun":      {flag: &s.dryRun},
-			"resource": {children: map[string]*field{
-				"group": {str: &s.group}, "version": {str: &s.version}, "resource": {str: &s.resource},
-			}},
-			"object":    metadataFields(&s.objUID, &s.objRV, &s.objName, &s.objectFound),
-			"oldObject": metadataFields(&s.oldUID, &s.oldRV, &s.oldName, &s.oldObjectFound),
-		}},
-	}}
+func metadataFields(uid, rv, name, found int) *field {
+	return node(found, map[string]*field{"metadata": node(-1, map[string]*field{
+		"uid": leaf(uid), "resourceVersion": leaf(rv), "name": leaf(name),
+	})})
 }
+
+// reviewTree and objectTree are the paths a scan of a review, or of one
+// raw object, keeps; built once, read-only.
+var (
+	reviewTree = node(-1, map[string]*field{
+		"apiVersion": leaf(vAPIVersion),
+		"kind":       leaf(vKind),
+		"request": node(-1, map[string]*field{
+			"uid":         leaf(vUID),
+			"operation":   leaf(vOperation),
+			"subResource": leaf(vSubResource),
+			"namespace":   leaf(vNamespace),
+			"name":        leaf(vName),
+			"dryRun":      leaf(vDryRun),
+			"resource": node(-1, map[string]*field{
+				"group": leaf(vGroup), "version": leaf(vVersion), "resource": leaf(vResource),
+			}),
+			"object":    metadataFields(vObjUID, vObjRV, vObjName, vObjFound),
+			"oldObject": metadataFields(vOldUID, vOldRV, vOldName, vOldFound),
+		}),
+	})
+	objectTree = metadataFields(0, 1, 2, -1)
+)
 
 var scanReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
 
@@ -79,7 +111,6 @@ var scanReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32
 // (a body it cannot follow yields what was found up to there) and matches
 // keys as the API server writes them (exact, case-sensitive).
 func scanReview(r io.Reader) scanned {
-	var s scanned
 	br := scanReaders.Get().(*bufio.Reader)
 	lr := &io.LimitedReader{R: r, N: scanLimitBytes}
 	br.Reset(lr)
@@ -87,10 +118,20 @@ func scanReview(r io.Reader) scanned {
 		br.Reset(nil)
 		scanReaders.Put(br)
 	}()
-	sc := &scan{r: br}
-	sc.value(s.reviewFields(), 0)
-	s.truncated = sc.err != nil && lr.N == 0
-	return s
+	var v [nValues]string
+	sc := &scan{r: br, out: v[:]}
+	sc.value(reviewTree, 0)
+	return scanned{
+		apiVersion: v[vAPIVersion], kind: v[vKind],
+		uid: v[vUID], operation: v[vOperation], subResource: v[vSubResource],
+		namespace: v[vNamespace], name: v[vName],
+		group: v[vGroup], version: v[vVersion], resource: v[vResource],
+		dryRun: v[vDryRun] == "true",
+		objUID: v[vObjUID], objRV: v[vObjRV], objName: v[vObjName],
+		oldUID: v[vOldUID], oldRV: v[vOldRV], oldName: v[vOldName],
+		objectFound: v[vObjFound] != "", oldObjectFound: v[vOldFound] != "",
+		truncated: sc.err != nil && lr.N == 0,
+	}
 }
 
 // scanObject returns the metadata keys of a raw object.
@@ -98,16 +139,16 @@ func scanObject(raw []byte) (uid, rv, name string) {
 	if len(raw) == 0 {
 		return "", "", ""
 	}
-	var found bool
 	br := scanReaders.Get().(*bufio.Reader)
 	br.Reset(bytes.NewReader(raw))
 	defer func() {
 		br.Reset(nil)
 		scanReaders.Put(br)
 	}()
-	sc := &scan{r: br}
-	sc.value(metadataFields(&uid, &rv, &name, &found), 0)
-	return uid, rv, name
+	var v [3]string
+	sc := &scan{r: br, out: v[:]}
+	sc.value(objectTree, 0)
+	return v[0], v[1], v[2]
 }
 
 // scan is a small JSON reader that follows only the paths of a field
@@ -115,6 +156,8 @@ func scanObject(raw []byte) (uid, rv, name string) {
 type scan struct {
 	r   *bufio.Reader
 	err error
+	out []string // by field slot
+	key []byte   // reused for object keys
 }
 
 func (sc *scan) next() byte {
@@ -148,13 +191,13 @@ func (sc *scan) value(f *field, depth int) {
 	}
 	switch {
 	case b == '{' && f != nil && f.children != nil && depth < maxScanDepth:
-		if f.found != nil {
-			*f.found = true
+		if f.found >= 0 {
+			sc.out[f.found] = "found"
 		}
 		sc.object(f, depth)
-	case b == '"' && f != nil && f.str != nil:
+	case b == '"' && f != nil && f.slot >= 0:
 		if s, ok := sc.str(); ok {
-			*f.str = s
+			sc.out[f.slot] = s
 		}
 	case b == '"':
 		sc.skipString()
@@ -177,8 +220,8 @@ func (sc *scan) value(f *field, depth int) {
 				lit = append(lit, c)
 			}
 		}
-		if f != nil && f.flag != nil {
-			*f.flag = string(lit) == "true"
+		if f != nil && f.slot >= 0 && string(lit) == "true" {
+			sc.out[f.slot] = "true"
 		}
 	}
 }
@@ -194,12 +237,12 @@ func (sc *scan) object(f *field, depth int) {
 			sc.err = errSyntax
 			return
 		}
-		key, _ := sc.str()
+		child := sc.member(f)
 		if sc.skipSpace() != ':' {
 			sc.err = errSyntax
 			return
 		}
-		sc.value(f.children[key], depth+1)
+		sc.value(child, depth+1)
 		switch sc.skipSpace() {
 		case ',':
 			b = sc.skipSpace()
@@ -212,34 +255,71 @@ func (sc *scan) object(f *field, depth int) {
 	}
 }
 
-// str reads a string whose opening quote was read and returns it decoded
-// when it is at most maxScanString bytes long.
-func (sc *scan) str() (string, bool) {
-	raw := make([]byte, 0, 64)
-	raw = append(raw, '"')
+// member reads an object key whose opening quote was read and returns the
+// field it names in f; a plain key is looked up without allocating.
+func (sc *scan) member(f *field) *field {
+	sc.key = sc.key[:0]
 	escaped := false
 	for {
 		c := sc.next()
 		if sc.err != nil {
-			return "", false
+			return nil
 		}
-		raw = append(raw, c)
 		switch {
 		case escaped:
 			escaped = false
 		case c == '\\':
 			escaped = true
 		case c == '"':
-			var s string
-			if err := json.Unmarshal(raw, &s); err != nil {
+			if bytes.IndexByte(sc.key, '\\') < 0 {
+				return f.children[string(sc.key)]
+			}
+			var k string
+			quoted := append(append([]byte{'"'}, sc.key...), '"')
+			if json.Unmarshal(quoted, &k) != nil {
+				return nil
+			}
+			return f.children[k]
+		}
+		if len(sc.key) >= maxScanString {
+			sc.skipStringFrom(escaped)
+			return nil
+		}
+		sc.key = append(sc.key, c)
+	}
+}
+
+// str reads a string whose opening quote was read and returns it decoded
+// when it is at most maxScanString bytes long.
+func (sc *scan) str() (string, bool) {
+	sc.key = sc.key[:0]
+	escaped := false
+	for {
+		c := sc.next()
+		if sc.err != nil {
+			return "", false
+		}
+		switch {
+		case escaped:
+			escaped = false
+		case c == '\\':
+			escaped = true
+		case c == '"':
+			if bytes.IndexByte(sc.key, '\\') < 0 && utf8.Valid(sc.key) {
+				return string(sc.key), true
+			}
+			var v string
+			quoted := append(append([]byte{'"'}, sc.key...), '"')
+			if json.Unmarshal(quoted, &v) != nil {
 				return "", false
 			}
-			return s, true
+			return v, true
 		}
-		if len(raw) > maxScanString {
+		if len(sc.key) >= maxScanString {
 			sc.skipStringFrom(escaped)
 			return "", false
 		}
+		sc.key = append(sc.key, c)
 	}
 }
 
