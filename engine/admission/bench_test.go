@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"testing"
+
+	"github.com/gitops-reverser/gitops-reverser/engine/change"
 )
 
 // discardWriter is a ResponseWriter that keeps nothing, so the benchmark
@@ -17,6 +19,14 @@ func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *discardWriter) WriteHeader(int)             {}
 
+// discardRecorder keeps nothing, so the benchmark measures the handler.
+type discardRecorder struct{}
+
+func (discardRecorder) AddPending(change.Pending) {}
+func (discardRecorder) AddTaint(change.Taint)     {}
+func (discardRecorder) ClaimQueued(change.Taint)  {}
+func (discardRecorder) ClaimDone(change.Taint)    {}
+
 // benchHandler serves the review repeatedly; drained starts a consumer
 // that empties the queue as the workers would (without their work, which
 // is off the API server's path).
@@ -25,7 +35,7 @@ func benchHandler(b *testing.B, queueSize int, drained bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h, err := NewHandler(Options{Index: testIndex(), Recorder: &recorder{}, QueueSize: queueSize})
+	h, err := NewHandler(Options{Index: testIndex(), Recorder: discardRecorder{}, QueueSize: queueSize})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -43,8 +53,10 @@ func benchHandler(b *testing.B, queueSize int, drained bool) {
 				select {
 				case <-ctx.Done():
 					return
-				case <-h.queue:
+				case r := <-h.queue:
 					queueDepth.Dec()
+					h.release(r.cost)
+					h.opts.Recorder.ClaimDone(r.key)
 				}
 			}
 		}()

@@ -3,11 +3,17 @@
 //
 // It receives AdmissionReview v1 requests from the API server on
 // POST /validate and always answers allowed: true at once; the request is
-// handed to a bounded queue with a non-blocking send, so a full queue, a slow
-// rule or anything downstream never slows or blocks the API server (a full
-// queue only costs attribution, counted in
-// gitops_reverser_admission_requests_total{result="dropped_full"}).
-// Dry-run requests are dropped: they are never persisted.
+// handed to a queue bounded by slots and by bytes with a non-blocking send,
+// so a full queue, a slow rule or anything downstream never slows or blocks
+// the API server. A review that cannot be kept (queue full, its bytes over
+// the bound, a body over the 5 MiB cap, a review the worker cannot decode)
+// only costs attribution: a bounded scan reads its keys and the confirm
+// stage is handed a change.Taint, so that its write is recorded as unknown
+// and never attributed from another (possibly forged) claim. Drops are
+// counted in gitops_reverser_admission_dropped_total{reason}. While a request
+// waits in the queue its key is announced (ClaimQueued/ClaimDone), so a claim
+// recorded earlier cannot win the race against it. Dry-run requests are
+// dropped: they are never persisted.
 //
 // Workers drain the queue: they decode the object and oldObject, ask the rule
 // index whether any rule selects the request, and hand on a change.Pending

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -22,19 +23,41 @@ const Path = "/validate"
 const (
 	reviewAPIVersion = "admission.k8s.io/v1"
 	reviewKind       = "AdmissionReview"
-	// maxBodyBytes bounds a review: etcd's request limit is 1.5 MiB per
-	// object and a review carries object and oldObject.
-	maxBodyBytes = 8 << 20
+	// maxBodyBytes bounds a review the handler keeps. etcd stores at most
+	// 1.5 MiB per object (--max-request-bytes); a review carries object
+	// and oldObject as JSON, where base64 binaryData grows by 4/3: about
+	// 2 MiB each, 4 MiB together, and the rest of the review is small. A
+	// larger review (say, an object of control characters, which JSON
+	// escapes sixfold) is not kept: a bounded scan reads its keys and
+	// taints its write, which then becomes unknown, never someone else's.
+	maxBodyBytes = 5 << 20
+	// pooledBufferBytes: larger body buffers are not pooled, so the pool
+	// does not pin memory outside the queue's byte bound.
+	pooledBufferBytes = 256 << 10
 	// DefaultQueueSize is the queue length when Options.QueueSize is 0.
 	DefaultQueueSize = 4096
+	// DefaultQueueBytes bounds the bodies being read and queued when
+	// Options.QueueBytes is 0: with the workers' decoding it keeps the
+	// webhook well inside the chart's 512 MiB memory limit.
+	DefaultQueueBytes = 64 << 20
 	// DefaultWorkers is the number of workers when Options.Workers is 0.
 	DefaultWorkers = 2
 )
 
-// PendingRecorder receives the pending changes the workers record; the
-// confirm stage's store implements it. AddPending must not block for long.
+// PendingRecorder receives the pending changes the workers record, and
+// the taints of claims that could not be kept (dropped or failed): their
+// writes must not be attributed to another claim. The confirm stage's store
+// implements it. Neither method may block for long.
+//
+// Between ClaimQueued and ClaimDone a request for the key is in the queue:
+// the recorder must not name the author of the key's write from other
+// claims meanwhile (a forged claim would win the race against the real one
+// queued behind a flood).
 type PendingRecorder interface {
 	AddPending(p change.Pending)
+	AddTaint(t change.Taint)
+	ClaimQueued(key change.Taint)
+	ClaimDone(key change.Taint)
 }
 
 // Options configure a Handler.
@@ -49,6 +72,9 @@ type Options struct {
 	// QueueSize bounds the queue between the handler and the workers;
 	// DefaultQueueSize when 0.
 	QueueSize int
+	// QueueBytes bounds the bytes of the bodies being read and queued;
+	// DefaultQueueBytes when 0.
+	QueueBytes int64
 	// Workers is the number of goroutines that drain the queue;
 	// DefaultWorkers when 0.
 	Workers int
@@ -63,6 +89,8 @@ type Handler struct {
 	opts  Options
 	queue chan *request
 	now   func() time.Time
+	// bytes are the body bytes held by requests being read or queued.
+	bytes atomic.Int64
 }
 
 // NewHandler returns a Handler. It fails when Index or Recorder is missing.
@@ -78,6 +106,9 @@ func NewHandler(opts Options) (*Handler, error) {
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = DefaultWorkers
+	}
+	if opts.QueueBytes <= 0 {
+		opts.QueueBytes = DefaultQueueBytes
 	}
 	return &Handler{opts: opts, queue: make(chan *request, opts.QueueSize), now: time.Now}, nil
 }
@@ -108,6 +139,11 @@ type request struct {
 	DryRun    *bool           `json:"dryRun"`
 
 	received time.Time
+	// cost is the body bytes the request holds of Options.QueueBytes.
+	cost int64
+	// key is the write the request claims, announced to the recorder
+	// while the request is queued.
+	key change.Taint
 }
 
 type gvr struct {
@@ -119,27 +155,71 @@ type gvr struct {
 // bodyPool recycles request bodies; the decoded RawMessages are copies.
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// reserve takes n bytes of the queue's byte bound, if they are free.
+func (h *Handler) reserve(n int64) bool {
+	if h.bytes.Add(n) > h.opts.QueueBytes {
+		h.bytes.Add(-n)
+		return false
+	}
+	return true
+}
+
+// release gives n bytes back.
+func (h *Handler) release(n int64) { h.bytes.Add(-n) }
+
 // ServeHTTP answers an AdmissionReview with allowed: true and queues the
-// request. It never waits for the queue.
+// request. It never waits for the queue. A review it cannot keep (queue
+// full, its bytes over the bound, the body over the cap) is still allowed
+// when its request uid can be read, and leaves a taint so that no other
+// claim names the author of its write. A body that is not an
+// AdmissionReview v1 with a request uid is a 4xx.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "admission webhook accepts POST only", http.StatusMethodNotAllowed)
 		return
 	}
+	if r.ContentLength > maxBodyBytes {
+		h.dropScanned(w, r.Body, dropTooLarge)
+		return
+	}
+	cost := r.ContentLength
+	if cost < 0 {
+		cost = maxBodyBytes
+	}
+	if !h.reserve(cost) {
+		h.dropScanned(w, r.Body, dropQueueBytes)
+		return
+	}
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
-	defer bodyPool.Put(buf)
+	defer func() {
+		if buf.Cap() <= pooledBufferBytes {
+			bodyPool.Put(buf)
+		}
+	}()
 	if _, err := buf.ReadFrom(io.LimitReader(r.Body, maxBodyBytes+1)); err != nil {
+		h.release(cost)
 		requestsMalformed.Inc()
 		http.Error(w, fmt.Sprintf("reading admission review: %v", err), http.StatusBadRequest)
 		return
 	}
 	if buf.Len() > maxBodyBytes {
-		requestsMalformed.Inc()
-		http.Error(w, fmt.Sprintf("admission review larger than %d bytes", maxBodyBytes), http.StatusRequestEntityTooLarge)
+		// Sent without a length, or a wrong one: scan on from what was read.
+		h.release(cost)
+		h.dropScanned(w, io.MultiReader(bytes.NewReader(buf.Bytes()), r.Body), dropTooLarge)
 		return
 	}
+	if n := int64(buf.Len()); n < cost {
+		h.release(cost - n)
+		cost = n
+	}
+	queued := false
+	defer func() {
+		if !queued {
+			h.release(cost)
+		}
+	}()
 	var rv review
 	if err := json.Unmarshal(buf.Bytes(), &rv); err != nil {
 		requestsMalformed.Inc()
@@ -162,15 +242,45 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		requestsDryRun.Inc()
 	default:
 		req.received = h.now()
+		req.cost = cost
+		req.key = taintOf(req)
+		h.opts.Recorder.ClaimQueued(req.key)
 		select {
 		case h.queue <- req:
+			queued = true
 			requestsQueued.Inc()
 			queueDepth.Inc()
 		default:
-			requestsDropped.Inc()
+			h.taint(req.key, dropQueueFull)
+			h.opts.Recorder.ClaimDone(req.key)
 		}
 	}
 	writeAllowed(w, req.UID)
+}
+
+// dropScanned handles a review the handler does not keep: a bounded scan
+// reads its keys, its write is tainted, and it is allowed when it names a
+// request uid (else 413: nothing to answer).
+func (h *Handler) dropScanned(w http.ResponseWriter, body io.Reader, reason string) {
+	sc := scanReview(body)
+	if sc.uid == "" || sc.apiVersion != reviewAPIVersion || sc.kind != reviewKind {
+		requestsMalformed.Inc()
+		http.Error(w, fmt.Sprintf("admission review not kept (%s) and no request uid found", reason), http.StatusRequestEntityTooLarge)
+		return
+	}
+	if !sc.dryRun {
+		h.taint(sc.taint(), reason)
+	}
+	writeAllowed(w, sc.uid)
+}
+
+// taint counts a dropped claim and hands its taint to the recorder.
+func (h *Handler) taint(t change.Taint, reason string) {
+	if reason != dropFailed {
+		requestsDropped.Inc() // a failed request was counted as queued
+	}
+	droppedTotal.WithLabelValues(reason).Inc()
+	h.opts.Recorder.AddTaint(t)
 }
 
 // writeAllowed writes the allowed response without reflection: the uid is

@@ -19,16 +19,58 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
 )
 
-// recorder collects pending changes.
+// recorder collects pending changes and taints.
 type recorder struct {
-	mu      sync.Mutex
-	pending []change.Pending
+	mu       sync.Mutex
+	pending  []change.Pending
+	taints   []change.Taint
+	inFlight map[change.Taint]int
 }
 
 func (r *recorder) AddPending(p change.Pending) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pending = append(r.pending, p)
+}
+
+func (r *recorder) AddTaint(t change.Taint) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.taints = append(r.taints, t)
+}
+
+func (r *recorder) ClaimQueued(key change.Taint) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.inFlight == nil {
+		r.inFlight = map[change.Taint]int{}
+	}
+	r.inFlight[key]++
+}
+
+func (r *recorder) ClaimDone(key change.Taint) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.inFlight[key]--
+	if r.inFlight[key] == 0 {
+		delete(r.inFlight, key)
+	}
+}
+
+func (r *recorder) queuedClaims() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, c := range r.inFlight {
+		n += c
+	}
+	return n
+}
+
+func (r *recorder) taintSnapshot() []change.Taint {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]change.Taint(nil), r.taints...)
 }
 
 func (r *recorder) snapshot() []change.Pending {

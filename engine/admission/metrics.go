@@ -5,10 +5,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
+// Reasons a review was not kept, the label of droppedTotal.
+const (
+	dropQueueFull  = "queue_full"
+	dropQueueBytes = "queue_bytes"
+	dropTooLarge   = "too_large"
+	dropFailed     = "failed"
+)
+
 // Results of an admission request, the label of requestsTotal.
 const (
 	resultQueued    = "queued"
-	resultDropped   = "dropped_full"
+	resultDropped   = "dropped"
 	resultDryRun    = "dry_run"
 	resultMalformed = "malformed"
 )
@@ -16,8 +24,12 @@ const (
 var (
 	requestsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gitops_reverser_admission_requests_total",
-		Help: "Admission requests received by the capture webhook, by result (queued, dropped_full, dry_run, malformed).",
+		Help: "Admission requests received by the capture webhook, by result (queued, dropped, dry_run, malformed).",
 	}, []string{"result"})
+	droppedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gitops_reverser_admission_dropped_total",
+		Help: "Admission reviews the capture webhook could not keep, by reason (queue_full, queue_bytes, too_large, failed); each taints its write, which is then recorded with author unknown.",
+	}, []string{"reason"})
 	matchedTotal = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gitops_reverser_admission_matched_total",
 		Help: "Admission requests that at least one rule selects, recorded as pending changes.",
@@ -37,6 +49,7 @@ func init() {
 	// Register, not MustRegister: the only failure is a duplicate
 	// registration, which must not crash the process.
 	_ = metrics.Registry.Register(requestsTotal)
+	_ = metrics.Registry.Register(droppedTotal)
 	_ = metrics.Registry.Register(matchedTotal)
 	_ = metrics.Registry.Register(queueDepth)
 }

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
@@ -51,16 +52,26 @@ func (h *Handler) Start(ctx context.Context) error {
 					return
 				case req := <-h.queue:
 					queueDepth.Dec()
-					if err := h.process(req); err != nil {
-						h.opts.Log.V(1).Info("admission request not recorded", "error", err.Error(),
-							"resource", req.Resource.Resource, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation)
-					}
+					h.handle(req)
 				}
 			}
 		}()
 	}
 	wg.Wait()
 	return nil
+}
+
+// handle processes one queued request and gives its bytes back.
+func (h *Handler) handle(req *request) {
+	defer h.release(req.cost)
+	defer h.opts.Recorder.ClaimDone(req.key)
+	if err := h.process(req); err != nil {
+		// A review the worker could not read is a lost claim, whoever
+		// sent it.
+		h.taint(req.key, dropFailed)
+		h.opts.Log.V(1).Info("admission request not recorded", "error", err.Error(),
+			"resource", req.Resource.Resource, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation)
+	}
 }
 
 // process turns one queued request into a pending change if a rule selects
@@ -112,7 +123,7 @@ func (h *Handler) process(req *request) error {
 		Operation:   op,
 		Resource:    res,
 		SubResource: req.SubResource,
-		Namespace:   req.Namespace,
+		Namespace:   claimNamespace(res, req.Namespace),
 		Name:        req.Name,
 		UID:         subject.GetUID(),
 		Received:    req.received,
@@ -161,7 +172,7 @@ func (h *Handler) process(req *request) error {
 func (h *Handler) selected(req *request, res schema.GroupVersionResource, op v1alpha1.Operation, subject *unstructured.Unstructured) bool {
 	rr := rules.Request{
 		Resource:  res.GroupResource(),
-		Namespace: req.Namespace,
+		Namespace: claimNamespace(res, req.Namespace),
 		Labels:    labels.Set(subject.GetLabels()),
 		Operation: op,
 	}
@@ -181,6 +192,66 @@ func (h *Handler) selected(req *request, res schema.GroupVersionResource, op v1a
 		}
 	}
 	return false
+}
+
+// claimNamespace is the namespace of the object a request writes, as the
+// watch sees it: for a Namespace the API server puts the namespace's own
+// name in the request's namespace field, but a Namespace is cluster-scoped
+// (its labels are in the request's object; no cache holds them yet when
+// it is created).
+func claimNamespace(res schema.GroupVersionResource, namespace string) string {
+	if res.Group == "" && res.Resource == "namespaces" {
+		return ""
+	}
+	return namespace
+}
+
+// taintOf is the taint of a request that could not be recorded: the keys
+// process would have filed it under.
+func taintOf(req *request) change.Taint {
+	objUID, objRV, objName := scanObject(req.Object)
+	oldUID, oldRV, oldName := scanObject(req.OldObject)
+	present := objUID != "" || objRV != "" || objName != ""
+	return taintFrom(req.Operation, schema.GroupVersionResource{Group: req.Resource.Group, Version: req.Resource.Version, Resource: req.Resource.Resource},
+		req.Namespace, req.Name, present, [3]string{objUID, objRV, objName}, [3]string{oldUID, oldRV, oldName})
+}
+
+// taint is the taint of a scanned review.
+func (s scanned) taint() change.Taint {
+	return taintFrom(s.operation, schema.GroupVersionResource{Group: s.group, Version: s.version, Resource: s.resource},
+		s.namespace, s.name, s.objectFound, [3]string{s.objUID, s.objRV, s.objName}, [3]string{s.oldUID, s.oldRV, s.oldName})
+}
+
+// taintFrom derives the keys as process does: the subject is the new
+// object, or the old one for DELETE; oldObject's uid and resourceVersion
+// win for UPDATE and DELETE. obj and old are uid, resourceVersion, name.
+// An operation that is not CREATE, UPDATE or DELETE taints nothing, an
+// empty one (not found) every key.
+func taintFrom(op string, res schema.GroupVersionResource, namespace, name string, objPresent bool, obj, old [3]string) change.Taint {
+	t := change.Taint{Operation: v1alpha1.Operation(op), Resource: res, Namespace: claimNamespace(res, namespace), Name: name}
+	switch t.Operation {
+	case v1alpha1.OperationCreate, v1alpha1.OperationUpdate, v1alpha1.OperationDelete, "":
+	default:
+		return change.Taint{}
+	}
+	subject := obj
+	if t.Operation == v1alpha1.OperationDelete || !objPresent {
+		subject = old
+	}
+	t.UID = types.UID(subject[0])
+	if t.Name == "" {
+		t.Name = subject[2]
+	}
+	if t.Operation != v1alpha1.OperationCreate {
+		t.OldResourceVersion = subject[1]
+		if old[1] != "" {
+			t.OldResourceVersion = old[1]
+		}
+		if old[0] != "" {
+			t.UID = types.UID(old[0])
+		}
+	}
+	return t
 }
 
 // decodeObject decodes a raw object as the dynamic client does (integers

@@ -531,12 +531,9 @@ var unsafeEmail = regexp.MustCompile(`[^A-Za-z0-9._+-]+`)
 // authorOf maps a Kubernetes user to a Git author: an AuthorMap entry, else
 // the username at the target's e-mail domain.
 func authorOf(u change.User, c v1alpha1.CommitSpec) gitstore.Signature {
-	name := u.Username
-	if u.IsUnknown() {
-		name = change.UnknownUsername
-	}
+	name := u.Escaped()
 	for _, m := range c.AuthorMap {
-		if m.Username == name {
+		if (!u.IsUnknown() && m.Username == u.Username) || (u.IsUnknown() && m.Username == change.UnknownUsername) {
 			return gitstore.Signature{Name: m.Name, Email: m.Email}
 		}
 	}
@@ -545,7 +542,7 @@ func authorOf(u change.User, c v1alpha1.CommitSpec) gitstore.Signature {
 		domain = "cluster.local"
 	}
 	local := strings.Trim(unsafeEmail.ReplaceAllString(name, "."), ".")
-	if strings.Contains(name, "@") && !strings.ContainsAny(name, "<>\n ") {
+	if strings.Contains(name, "@") && !strings.ContainsAny(name, "<>\n \"") {
 		return gitstore.Signature{Name: name, Email: name}
 	}
 	return gitstore.Signature{Name: strings.NewReplacer("<", "", ">", "", "\n", " ").Replace(name), Email: local + "@" + domain}
@@ -558,7 +555,7 @@ func message(s *session, key types.NamespacedName) string {
 	if len(s.changes) == 1 {
 		b.WriteString(s.changes[0])
 	} else {
-		fmt.Fprintf(&b, "%d changes by %s", len(s.changes), s.author.Username)
+		fmt.Fprintf(&b, "%d changes by %s", len(s.changes), s.author.Escaped())
 	}
 	b.WriteString("\n\n")
 	if len(s.changes) > 1 {
@@ -567,13 +564,9 @@ func message(s *session, key types.NamespacedName) string {
 		}
 		b.WriteString("\n")
 	}
-	user := s.author.Username
-	if s.author.IsUnknown() {
-		user = change.UnknownUsername
-	}
-	fmt.Fprintf(&b, "Reverser-User: %s\n", user)
+	fmt.Fprintf(&b, "Reverser-User: %s\n", s.author.Escaped())
 	if len(s.author.Groups) > 0 {
-		groups := append([]string(nil), s.author.Groups...)
+		groups := s.author.EscapedGroups()
 		sort.Strings(groups)
 		fmt.Fprintf(&b, "Reverser-Groups: %s\n", strings.Join(groups, ","))
 	}

@@ -69,6 +69,9 @@ func TestAuthorOf_mappingAndDomain(t *testing.T) {
 		{"system:serviceaccount:ci:deployer", "system:serviceaccount:ci:deployer", "system.serviceaccount.ci.deployer@corp.example"},
 		{"carol@corp.example", "carol@corp.example", "carol@corp.example"},
 		{"", "unknown", "unknown@corp.example"},
+		{"eve\nReverser-User: alice", `"eve\nReverser-User: alice"`, "eve.nReverser-User.alice@corp.example"},
+		{"nul\x00", `"nul\x00"`, "nul.x00@corp.example"},
+		{"bad\xff@corp.example", `"bad\xff@corp.example"`, "bad.xff.corp.example@corp.example"},
 	}
 	spec := commitSpec()
 	for _, tt := range tests {

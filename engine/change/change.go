@@ -63,6 +63,26 @@ type Pending struct {
 	Received time.Time
 }
 
+// Taint is what is left of a claim that could not be kept (the webhook's
+// queue was full, the review too large, the store full): the key of the
+// write it belonged to, without a user. The confirm stage hands on the
+// write it marks with author Unknown, so that another claim for the same
+// write (a forged one) cannot name its author.
+type Taint struct {
+	// Operation of the lost request; empty when it could not be read, in
+	// which case every key below is marked.
+	Operation v1alpha1.Operation
+	// Resource of the request.
+	Resource schema.GroupVersionResource
+	// Namespace and Name of the object (CREATE without uid).
+	Namespace, Name string
+	// UID of the object.
+	UID types.UID
+	// OldResourceVersion is the resourceVersion the write started from
+	// (UPDATE, DELETE).
+	OldResourceVersion string
+}
+
 // Change is a persisted change, confirmed by the watch, with its author.
 type Change struct {
 	// Operation that persisted the change.

@@ -13,7 +13,9 @@
 //     only one write can leave; the persisted content picks among racing
 //     attempts (fingerprint; replicas for the scale subresource);
 //   - DELETE: the user who deleted the object, remembered when the deletion
-//     only set deletionTimestamp (finalizers), else the pending deletions;
+//     only set deletionTimestamp (finalizers), else the pending deletions
+//     from the last resourceVersion the watch saw of the object (the DELETED
+//     event carries the deletion's own resourceVersion);
 //   - an UPDATE that moves the object out of a rule's label selection is,
 //     for that rule, a DELETE of the old state (change.Change.LeftSelection)
 //     by the update's author.
@@ -27,7 +29,11 @@
 // while a rule selects namespaces by label.
 //
 // When the remaining claims disagree, the author is change.Unknown, never a
-// guess. When no claim is there yet, the decision waits a short grace (the
+// guess. A write whose claim was lost (a change.Taint: dropped by the
+// webhook, evicted from this store), or whose claim still waits in the
+// webhook's queue when the grace ends, is Unknown too; taints are bounded,
+// and a taint evicted before its TTL makes every decision Unknown until that
+// TTL ends. When no claim is there yet, the decision waits a short grace (the
 // webhook's queue is asynchronous) without blocking the informer, and events
 // of one object are handed on in the order they were observed. Pending
 // changes that no event confirms expire after a TTL and are counted.

@@ -71,24 +71,29 @@ func (ev *event) persisted(p change.Pending) bool {
 
 // pair decides the author of ev from the store's claims. decided is false
 // when no claim fits yet and final is false: the caller waits the grace and
-// asks again with final true, which always decides.
+// asks again with final true, which always decides. A write whose claim was
+// lost (a taint) is decided at once, unknown: no other claim may name it.
 func (s *Store) pair(ev *event, final bool) (user change.User, decided bool) {
 	uid := ev.obj.GetUID()
 	switch ev.kind {
 	case eventAdded:
+		s.noteRV(uid, ev.obj.GetResourceVersion())
 		slots := []slot{{kind: slotCreate, uid: uid}, {
 			kind: slotCreateByName, resource: ev.resource.GroupResource(),
 			namespace: ev.obj.GetNamespace(), name: ev.obj.GetName(),
 		}}
 		user, decided = choose(filter(s.claims(slots...), ev.persisted), final)
+		user, decided = s.verdict(user, decided, final, slots...)
 		if decided {
 			s.consume(slots...)
 		}
 		return user, decided
 
 	case eventModified:
+		s.noteRV(uid, ev.obj.GetResourceVersion())
 		sl := slot{kind: slotUpdate, uid: uid, rv: ev.oldRV}
 		user, decided = choose(filter(s.claims(sl), ev.persisted), final)
+		user, decided = s.verdict(user, decided, final, sl)
 		if decided {
 			// Only one write can leave a resourceVersion: every other
 			// attempt from it failed.
@@ -97,13 +102,14 @@ func (s *Store) pair(ev *event, final bool) (user change.User, decided bool) {
 		return user, decided
 
 	case eventDeletionStarted:
-		sl := slot{kind: slotDelete, uid: uid}
-		fromRV := func(p change.Pending) bool { return p.OldResourceVersion == ev.oldRV }
-		user, decided = choose(filter(s.claims(sl), fromRV), final)
+		s.noteRV(uid, ev.obj.GetResourceVersion())
+		sl := slot{kind: slotDelete, uid: uid, rv: ev.oldRV}
+		from := slot{kind: slotUpdate, uid: uid, rv: ev.oldRV}
+		user, decided = choose(s.claims(sl), final)
+		user, decided = s.verdict(user, decided, final, from)
 		if decided {
 			s.rememberDeleter(uid, user)
-			s.consumeMatching(sl, fromRV)
-			s.consume(slot{kind: slotUpdate, uid: uid, rv: ev.oldRV})
+			s.consume(sl, from)
 		}
 		return user, decided
 
@@ -114,7 +120,19 @@ func (s *Store) pair(ev *event, final bool) (user change.User, decided bool) {
 			s.dropObject(uid)
 			return u, true
 		}
-		user, decided = choose(s.claims(slot{kind: slotDelete, uid: uid}), final)
+		// A DELETE claim counts only when it starts from the last
+		// resourceVersion the watch saw: a claim from an older version
+		// (a delete that conflicted, was denied, or was forged) never
+		// names the deleter of a later one. The DELETED event itself
+		// carries the deletion's resourceVersion, not that one.
+		rv := s.lastRVOf(uid)
+		var claims []change.Pending
+		from := slot{kind: slotUpdate, uid: uid, rv: rv}
+		if rv != "" {
+			claims = s.claims(slot{kind: slotDelete, uid: uid, rv: rv})
+		}
+		user, decided = choose(claims, final)
+		user, decided = s.verdict(user, decided, final, from)
 		if decided {
 			s.dropObject(uid)
 		}
@@ -123,17 +141,39 @@ func (s *Store) pair(ev *event, final bool) (user change.User, decided bool) {
 	return change.Unknown, true
 }
 
+// verdict checks a decision against lost and queued claims of the write
+// (keys in the taint slots): a lost claim (a taint, or a blind store)
+// makes it unknown at once; a claim still queued at the webhook makes it
+// wait, and unknown when final. A forged claim thus never names the author
+// while the real claim is dropped or stuck behind a flood.
+func (s *Store) verdict(user change.User, decided, final bool, keys ...slot) (change.User, bool) {
+	switch {
+	case s.tainted(keys...):
+		taintedChangesTotal.Inc()
+		return change.Unknown, true
+	case s.queued(keys...):
+		if !final {
+			return change.Unknown, false
+		}
+		taintedChangesTotal.Inc()
+		return change.Unknown, true
+	}
+	return user, decided
+}
+
 // settle drops the claims an event no rule selects has settled, so that
 // they do not linger until they expire.
 func (s *Store) settle(ev *event) {
 	uid := ev.obj.GetUID()
 	switch ev.kind {
 	case eventAdded:
+		s.noteRV(uid, ev.obj.GetResourceVersion())
 		s.consume(slot{kind: slotCreate, uid: uid}, slot{
 			kind: slotCreateByName, resource: ev.resource.GroupResource(),
 			namespace: ev.obj.GetNamespace(), name: ev.obj.GetName(),
 		})
 	case eventModified, eventDeletionStarted:
+		s.noteRV(uid, ev.obj.GetResourceVersion())
 		s.consume(slot{kind: slotUpdate, uid: uid, rv: ev.oldRV})
 	case eventDeleted:
 		s.dropObject(uid)

@@ -22,6 +22,9 @@ const (
 	DefaultDeleterTTL = time.Hour
 	// DefaultMaxDeleters bounds the remembered deleters.
 	DefaultMaxDeleters = 10000
+	// DefaultMaxTaints bounds the taints (keys of lost claims). A taint
+	// costs about 200 bytes.
+	DefaultMaxTaints = 50000
 )
 
 // StoreOptions configure a Store.
@@ -37,6 +40,10 @@ type StoreOptions struct {
 	DeleterTTL time.Duration
 	// MaxDeleters bounds the remembered deleters. DefaultMaxDeleters when 0.
 	MaxDeleters int
+	// MaxTaints bounds the taints. A taint evicted before its TTL makes
+	// every change decided in the rest of that TTL unknown (it may have
+	// been the one the taint marked). DefaultMaxTaints when 0.
+	MaxTaints int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -48,7 +55,7 @@ const (
 	slotUpdate       slotKind = iota + 1 // uid + old resourceVersion
 	slotCreate                           // uid
 	slotCreateByName                     // resource + namespace + name
-	slotDelete                           // uid
+	slotDelete                           // uid + the resourceVersion the delete starts from
 )
 
 // slot is the key a pending change is filed under.
@@ -63,6 +70,14 @@ type slot struct {
 
 type entry struct {
 	p     change.Pending
+	slot  slot
+	added time.Time
+	elem  *list.Element
+}
+
+// taint marks the slot of a lost claim; taints use slotUpdate for every
+// write from (uid, resourceVersion), UPDATE and DELETE alike.
+type taint struct {
 	slot  slot
 	added time.Time
 	elem  *list.Element
@@ -86,6 +101,19 @@ type Store struct {
 	byUID    map[types.UID]map[slot]struct{} // non-empty slots per uid, to drop an object's claims at once
 	deleters map[types.UID]*deleter
 	delOrder list.List // types.UID, oldest first
+
+	taints     map[slot]*taint
+	taintOrder list.List // *taint, oldest first
+	// blindUntil: a taint was evicted before its TTL, so until then any
+	// change may be the one it marked, and every decision is unknown.
+	blindUntil time.Time
+	// lastRV is the last resourceVersion the watch saw of each object:
+	// the resourceVersion a DELETE starts from (the watch's DELETED
+	// event carries the deletion's own resourceVersion instead).
+	lastRV map[types.UID]string
+	// inFlight counts requests queued at the webhook per key: while one
+	// is, no other claim may name the author of the key's write.
+	inFlight map[slot]int
 }
 
 // NewStore returns an empty Store.
@@ -102,6 +130,9 @@ func NewStore(opts StoreOptions) *Store {
 	if opts.MaxDeleters <= 0 {
 		opts.MaxDeleters = DefaultMaxDeleters
 	}
+	if opts.MaxTaints <= 0 {
+		opts.MaxTaints = DefaultMaxTaints
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -110,6 +141,9 @@ func NewStore(opts StoreOptions) *Store {
 		slots:    map[slot][]*entry{},
 		byUID:    map[types.UID]map[slot]struct{}{},
 		deleters: map[types.UID]*deleter{},
+		taints:   map[slot]*taint{},
+		lastRV:   map[types.UID]string{},
+		inFlight: map[slot]int{},
 	}
 }
 
@@ -131,12 +165,155 @@ func slotOf(p change.Pending) (slot, bool) {
 		}
 		return slot{kind: slotCreateByName, resource: p.Resource.GroupResource(), namespace: p.Namespace, name: p.Name}, true
 	case v1alpha1.OperationDelete:
-		if p.UID == "" {
+		if p.UID == "" || p.OldResourceVersion == "" {
 			return slot{}, false
 		}
-		return slot{kind: slotDelete, uid: p.UID}, true
+		return slot{kind: slotDelete, uid: p.UID, rv: p.OldResourceVersion}, true
 	}
 	return slot{}, false
+}
+
+// taintSlots are the slots a lost claim marks. With the operation unknown
+// it marks every slot its keys allow.
+func taintSlots(t change.Taint) []slot {
+	var out []slot
+	op := t.Operation
+	if t.UID != "" && t.OldResourceVersion != "" && op != v1alpha1.OperationCreate {
+		out = append(out, slot{kind: slotUpdate, uid: t.UID, rv: t.OldResourceVersion})
+	}
+	if op == v1alpha1.OperationCreate || op == "" {
+		if t.UID != "" {
+			out = append(out, slot{kind: slotCreate, uid: t.UID})
+		}
+		if t.Name != "" {
+			out = append(out, slot{kind: slotCreateByName, resource: t.Resource.GroupResource(), namespace: t.Namespace, name: t.Name})
+		}
+	}
+	return out
+}
+
+// taintSlotOf is the taint slot of a claim's slot.
+func taintSlotOf(sl slot) slot {
+	if sl.kind == slotDelete {
+		sl.kind = slotUpdate
+	}
+	return sl
+}
+
+// AddTaint marks the write of a claim that was lost, so that the change
+// it belongs to is handed on as unknown. It implements
+// admission.PendingRecorder; t without a usable key is ignored.
+func (s *Store) AddTaint(t change.Taint) {
+	slots := taintSlots(t)
+	if len(slots) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.opts.Now()
+	s.expireLocked(now)
+	for _, sl := range slots {
+		s.taintLocked(sl, now)
+	}
+	taintsAddedTotal.Inc()
+}
+
+// taintLocked files (or refreshes) a taint added at when.
+func (s *Store) taintLocked(sl slot, when time.Time) {
+	if t, ok := s.taints[sl]; ok {
+		if when.After(t.added) {
+			t.added = when
+			s.taintOrder.MoveToBack(t.elem)
+		}
+		return
+	}
+	for s.taintOrder.Len() >= s.opts.MaxTaints {
+		oldest := s.taintOrder.Front().Value.(*taint)
+		if until := oldest.added.Add(s.opts.TTL); until.After(s.blindUntil) {
+			s.blindUntil = until
+		}
+		s.removeTaintLocked(oldest)
+		taintsEvictedTotal.Inc()
+	}
+	t := &taint{slot: sl, added: when}
+	t.elem = s.taintOrder.PushBack(t)
+	s.taints[sl] = t
+}
+
+func (s *Store) removeTaintLocked(t *taint) {
+	s.taintOrder.Remove(t.elem)
+	delete(s.taints, t.slot)
+}
+
+// tainted reports whether a claim for the write was lost, or the store is
+// blind (a taint was evicted), and drops the taints: one write settles
+// them.
+func (s *Store) tainted(slots ...slot) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	hit := s.opts.Now().Before(s.blindUntil)
+	for _, sl := range slots {
+		if t, ok := s.taints[sl]; ok {
+			hit = true
+			s.removeTaintLocked(t)
+		}
+	}
+	return hit
+}
+
+// ClaimQueued notes that a request claiming the key's write waits in the
+// webhook's queue: until ClaimDone, the write is not attributed from
+// other claims alone. It implements admission.PendingRecorder.
+func (s *Store) ClaimQueued(key change.Taint) {
+	slots := taintSlots(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sl := range slots {
+		s.inFlight[sl]++
+	}
+}
+
+// ClaimDone notes that a queued request left the queue (recorded, found
+// unselected, or tainted). It implements admission.PendingRecorder.
+func (s *Store) ClaimDone(key change.Taint) {
+	slots := taintSlots(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sl := range slots {
+		if s.inFlight[sl]--; s.inFlight[sl] <= 0 {
+			delete(s.inFlight, sl)
+		}
+	}
+}
+
+// queued reports whether a request for one of the slots waits in the
+// webhook's queue.
+func (s *Store) queued(slots ...slot) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sl := range slots {
+		if s.inFlight[sl] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// noteRV records the last resourceVersion the watch saw of an object.
+func (s *Store) noteRV(uid types.UID, rv string) {
+	if uid == "" || rv == "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastRV[uid] = rv
+}
+
+// lastRVOf returns the last resourceVersion the watch saw of uid.
+func (s *Store) lastRVOf(uid types.UID) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastRV[uid]
 }
 
 // AddPending files a pending change. It implements
@@ -151,7 +328,11 @@ func (s *Store) AddPending(p change.Pending) {
 	now := s.opts.Now()
 	s.expireLocked(now)
 	for s.order.Len() >= s.opts.MaxPending {
-		s.removeLocked(s.order.Front().Value.(*entry))
+		// An evicted claim is a lost claim: its write must not be
+		// paired with another claim alone.
+		oldest := s.order.Front().Value.(*entry)
+		s.removeLocked(oldest)
+		s.taintLocked(taintSlotOf(oldest.slot), oldest.added)
 		pendingEvictedTotal.Inc()
 	}
 	e := &entry{p: p, slot: sl, added: now}
@@ -189,9 +370,16 @@ func (s *Store) Sweep() {
 	}
 }
 
-// expireLocked drops entries past the TTL; entries are in insertion order,
-// so it stops at the first live one.
+// expireLocked drops entries and taints past the TTL; both are in
+// insertion order, so it stops at the first live one.
 func (s *Store) expireLocked(now time.Time) {
+	for f := s.taintOrder.Front(); f != nil; f = s.taintOrder.Front() {
+		t := f.Value.(*taint)
+		if now.Sub(t.added) < s.opts.TTL {
+			break
+		}
+		s.removeTaintLocked(t)
+	}
 	for f := s.order.Front(); f != nil; f = s.order.Front() {
 		e := f.Value.(*entry)
 		if now.Sub(e.added) < s.opts.TTL {
@@ -249,23 +437,13 @@ func (s *Store) consume(slots ...slot) {
 	}
 }
 
-// consumeMatching drops the pending changes under sl that drop selects.
-func (s *Store) consumeMatching(sl slot, drop func(change.Pending) bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, e := range append([]*entry(nil), s.slots[sl]...) {
-		if drop(e.p) {
-			s.removeLocked(e)
-		}
-	}
-}
-
 // dropObject drops every pending change of a deleted object (such as the
 // update that removed its last finalizer) and its remembered deleter.
 func (s *Store) dropObject(uid types.UID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.forgetDeleterLocked(uid)
+	delete(s.lastRV, uid)
 	for sl := range s.byUID[uid] {
 		for _, e := range append([]*entry(nil), s.slots[sl]...) {
 			s.removeLocked(e)

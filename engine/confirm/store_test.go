@@ -133,3 +133,43 @@ func TestStore_AddPending_concurrent(t *testing.T) {
 		t.Errorf("store holds %d claims, bound is 100", n)
 	}
 }
+
+func TestStore_AddTaint_boundedAndExpiring(t *testing.T) {
+	tests := []struct {
+		name        string
+		max, add    int
+		after       time.Duration
+		wantLeft    int
+		wantEvicted float64
+		wantBlind   bool
+	}{
+		{name: "within the bound", max: 4, add: 3, wantLeft: 3},
+		{name: "over the bound blinds the store for the TTL", max: 2, add: 5, wantLeft: 2, wantEvicted: 3, wantBlind: true},
+		{name: "past the TTL", max: 4, add: 3, after: 61 * time.Second, wantLeft: 0},
+		{name: "blindness ends with the TTL of the evicted taint", max: 2, add: 5, after: 61 * time.Second, wantLeft: 0, wantEvicted: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := &fakeClock{now: time.Unix(1700000000, 0)}
+			store := NewStore(StoreOptions{MaxTaints: tt.max, TTL: time.Minute, Now: clock.Now})
+			before := counterValue(t, taintsEvictedTotal)
+			for i := 0; i < tt.add; i++ {
+				store.AddTaint(change.Taint{Operation: "UPDATE", UID: "u1", OldResourceVersion: string(rune('1' + i))})
+			}
+			clock.advance(tt.after)
+			store.Sweep()
+			store.mu.Lock()
+			left := len(store.taints)
+			store.mu.Unlock()
+			if left != tt.wantLeft {
+				t.Errorf("%d taints left, want %d", left, tt.wantLeft)
+			}
+			if d := counterValue(t, taintsEvictedTotal) - before; d != tt.wantEvicted {
+				t.Errorf("evicted counted %v, want %v", d, tt.wantEvicted)
+			}
+			if blind := store.tainted(); blind != tt.wantBlind {
+				t.Errorf("blind %v, want %v", blind, tt.wantBlind)
+			}
+		})
+	}
+}

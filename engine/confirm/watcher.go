@@ -402,9 +402,12 @@ func trim(obj interface{}) (interface{}, error) {
 func (w *Watcher) handlers(gvr schema.GroupVersionResource) cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc: func(obj interface{}, isInInitialList bool) {
-			// The initial list is the full reconcile's business.
+			// The initial list is the full reconcile's business; the
+			// store only notes where a later DELETE starts from.
 			if u, ok := obj.(*unstructured.Unstructured); ok && !isInInitialList {
 				w.observe(addedEvent(gvr, u))
+			} else if ok {
+				w.opts.Store.noteRV(u.GetUID(), u.GetResourceVersion())
 			}
 		},
 		UpdateFunc: func(oldObj, newObj interface{}) {

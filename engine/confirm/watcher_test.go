@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/change"
@@ -19,9 +20,18 @@ import (
 type step struct {
 	claim *change.Pending
 	event func() *event
+	taint *change.Taint
+	seen  *[2]string // uid, resourceVersion in the watch's initial list
+	// queued and done: a request for the key enters and leaves the
+	// webhook's queue.
+	queued, done *change.Taint
 }
 
 func claim(p change.Pending) step  { return step{claim: &p} }
+func lost(t change.Taint) step     { return step{taint: &t} }
+func seen(uid, rv string) step     { return step{seen: &[2]string{uid, rv}} }
+func queued(k change.Taint) step   { return step{queued: &k} }
+func done(k change.Taint) step     { return step{done: &k} }
 func observe(f func() *event) step { return step{event: f} }
 func claims(ps ...change.Pending) []step {
 	out := make([]step, 0, len(ps))
@@ -47,6 +57,7 @@ func TestWatcher_observe_pairing(t *testing.T) {
 
 	tests := []struct {
 		name      string
+		opts      StoreOptions
 		steps     func(t *testing.T) []step
 		want      []handedOn
 		remaining int // claims left in the store afterwards
@@ -188,11 +199,196 @@ func TestWatcher_observe_pairing(t *testing.T) {
 			name: "plain delete",
 			steps: func(t *testing.T) []step {
 				return []step{
+					seen("u1", "5"),
 					claim(deletion(dave, "u1", "5")),
+					// The DELETED event carries the deletion's own
+					// resourceVersion.
 					observe(func() *event { return deletedEvent(configMaps, configMap("u1", "6", "a")) }),
 				}
 			},
 			want: []handedOn{{v1alpha1.OperationDelete, "dave"}},
+		},
+		{
+			name: "delete after an update starts from the update's version",
+			steps: func(t *testing.T) []step {
+				return []step{
+					seen("u1", "5"),
+					claim(update(t, alice, "5", configMap("u1", "5", "b"))),
+					observe(func() *event { return modifiedEvent(configMaps, configMap("u1", "5", "a"), configMap("u1", "6", "b")) }),
+					claim(deletion(dave, "u1", "6")),
+					observe(func() *event { return deletedEvent(configMaps, configMap("u1", "7", "b")) }),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationUpdate, "alice"}, {v1alpha1.OperationDelete, "dave"}},
+		},
+		{
+			name: "a delete claim from an older version never names the deleter",
+			steps: func(t *testing.T) []step {
+				return []step{
+					seen("u1", "5"),
+					// A delete that conflicted, was denied, or was forged.
+					claim(deletion(alice, "u1", "3")),
+					observe(func() *event { return deletedEvent(configMaps, configMap("u1", "6", "a")) }),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationDelete, change.UnknownUsername}},
+		},
+		{
+			name: "a denied and a persisted delete from one version are unknown",
+			steps: func(t *testing.T) []step {
+				return []step{
+					seen("u1", "5"),
+					claim(deletion(alice, "u1", "5")),
+					claim(deletion(dave, "u1", "5")),
+					observe(func() *event { return deletedEvent(configMaps, configMap("u1", "6", "a")) }),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationDelete, change.UnknownUsername}},
+		},
+		{
+			name: "a delete of an object the watch never saw is unknown",
+			steps: func(t *testing.T) []step {
+				return []step{
+					claim(deletion(dave, "u1", "5")),
+					observe(func() *event { return deletedEvent(configMaps, configMap("u1", "6", "a")) }),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationDelete, change.UnknownUsername}},
+		},
+		{
+			name: "a forged claim whose real claim was dropped is unknown",
+			steps: func(t *testing.T) []step {
+				return []step{
+					claim(update(t, alice, "3", configMap("u1", "3", "new"))),
+					lost(change.Taint{Operation: v1alpha1.OperationUpdate, Resource: configMaps, UID: "u1", OldResourceVersion: "3"}),
+					observe(func() *event {
+						return modifiedEvent(configMaps, configMap("u1", "3", "old"), configMap("u1", "4", "new"))
+					}),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationUpdate, change.UnknownUsername}},
+		},
+		{
+			name: "a forged claim waits for the real one queued behind a flood",
+			steps: func(t *testing.T) []step {
+				key := change.Taint{Operation: v1alpha1.OperationUpdate, Resource: configMaps, UID: "u1", OldResourceVersion: "3"}
+				return []step{
+					claim(update(t, alice, "3", configMap("u1", "3", "new"))),
+					queued(key), // bob's review is in the webhook's queue
+					observe(func() *event {
+						return modifiedEvent(configMaps, configMap("u1", "3", "old"), configMap("u1", "4", "new"))
+					}),
+					claim(update(t, bob, "3", configMap("u1", "3", "new"))),
+					done(key),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationUpdate, change.UnknownUsername}},
+		},
+		{
+			name: "a claim still queued when the grace ends makes the write unknown",
+			steps: func(t *testing.T) []step {
+				key := change.Taint{Operation: v1alpha1.OperationUpdate, Resource: configMaps, UID: "u1", OldResourceVersion: "3"}
+				return []step{
+					claim(update(t, alice, "3", configMap("u1", "3", "new"))),
+					queued(key),
+					observe(func() *event {
+						return modifiedEvent(configMaps, configMap("u1", "3", "old"), configMap("u1", "4", "new"))
+					}),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationUpdate, change.UnknownUsername}},
+		},
+		{
+			name: "a queued claim that is the only one names its author",
+			steps: func(t *testing.T) []step {
+				key := change.Taint{Operation: v1alpha1.OperationCreate, Resource: configMaps, UID: "u1", Namespace: "team", Name: "settings"}
+				return []step{
+					queued(key),
+					observe(func() *event { return addedEvent(configMaps, configMap("u1", "1", "a")) }),
+					claim(create(t, alice, configMap("u1", "", "a"))),
+					done(key),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationCreate, "alice"}},
+		},
+		{
+			name: "a taint of another version does not matter",
+			steps: func(t *testing.T) []step {
+				return []step{
+					claim(update(t, alice, "3", configMap("u1", "3", "new"))),
+					lost(change.Taint{Operation: v1alpha1.OperationUpdate, Resource: configMaps, UID: "u1", OldResourceVersion: "2"}),
+					observe(func() *event {
+						return modifiedEvent(configMaps, configMap("u1", "3", "old"), configMap("u1", "4", "new"))
+					}),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationUpdate, "alice"}},
+		},
+		{
+			name: "a dropped create taints by uid",
+			steps: func(t *testing.T) []step {
+				return []step{
+					claim(create(t, alice, configMap("u1", "", "a"))),
+					lost(change.Taint{Operation: v1alpha1.OperationCreate, Resource: configMaps, UID: "u1"}),
+					observe(func() *event { return addedEvent(configMaps, configMap("u1", "1", "a")) }),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationCreate, change.UnknownUsername}},
+		},
+		{
+			name: "a dropped create taints by name",
+			steps: func(t *testing.T) []step {
+				return []step{
+					claim(create(t, alice, configMap("u1", "", "a"))),
+					lost(change.Taint{Resource: configMaps, Namespace: "team", Name: "settings"}),
+					observe(func() *event { return addedEvent(configMaps, configMap("u1", "1", "a")) }),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationCreate, change.UnknownUsername}},
+		},
+		{
+			name: "a dropped delete taints the deletion",
+			steps: func(t *testing.T) []step {
+				return []step{
+					seen("u1", "5"),
+					claim(deletion(alice, "u1", "5")),
+					lost(change.Taint{Operation: v1alpha1.OperationDelete, Resource: configMaps, UID: "u1", OldResourceVersion: "5"}),
+					observe(func() *event { return deletedEvent(configMaps, configMap("u1", "6", "a")) }),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationDelete, change.UnknownUsername}},
+		},
+		{
+			name: "a claim evicted from a full store taints its write",
+			opts: StoreOptions{MaxPending: 2},
+			steps: func(t *testing.T) []step {
+				return []step{
+					claim(update(t, bob, "3", configMap("u1", "3", "new"))),
+					claim(update(t, dave, "1", configMap("u9", "1", "x"))),
+					// The forged claim evicts bob's, the oldest.
+					claim(update(t, alice, "3", configMap("u1", "3", "new"))),
+					observe(func() *event {
+						return modifiedEvent(configMaps, configMap("u1", "3", "old"), configMap("u1", "4", "new"))
+					}),
+				}
+			},
+			want:      []handedOn{{v1alpha1.OperationUpdate, change.UnknownUsername}},
+			remaining: 1,
+		},
+		{
+			name: "an evicted taint makes every decision in its TTL unknown",
+			opts: StoreOptions{MaxTaints: 1},
+			steps: func(t *testing.T) []step {
+				return []step{
+					lost(change.Taint{Operation: v1alpha1.OperationUpdate, Resource: configMaps, UID: "u1", OldResourceVersion: "3"}),
+					lost(change.Taint{Operation: v1alpha1.OperationUpdate, Resource: configMaps, UID: "u9", OldResourceVersion: "1"}),
+					claim(update(t, alice, "3", configMap("u1", "3", "new"))),
+					observe(func() *event {
+						return modifiedEvent(configMaps, configMap("u1", "3", "old"), configMap("u1", "4", "new"))
+					}),
+				}
+			},
+			want: []handedOn{{v1alpha1.OperationUpdate, change.UnknownUsername}},
 		},
 		{
 			name: "an object no rule selects hands on nothing and settles its claims",
@@ -242,12 +438,21 @@ func TestWatcher_observe_pairing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			store := NewStore(StoreOptions{})
+			store := NewStore(tt.opts)
 			w, sink := newTestWatcher(t, 200*time.Millisecond, store)
 			for _, s := range tt.steps(t) {
-				if s.claim != nil {
+				switch {
+				case s.claim != nil:
 					store.AddPending(*s.claim)
-				} else {
+				case s.taint != nil:
+					store.AddTaint(*s.taint)
+				case s.seen != nil:
+					store.noteRV(types.UID(s.seen[0]), s.seen[1])
+				case s.queued != nil:
+					store.ClaimQueued(*s.queued)
+				case s.done != nil:
+					store.ClaimDone(*s.done)
+				default:
 					w.observe(s.event())
 				}
 			}
