@@ -44,13 +44,8 @@ func (b *Batcher) snapshotRules(ctx context.Context) {
 		return
 	}
 	// Changes already queued happened before the listing below: they go
-	// first, with their authors. The snapshot margin only covers changes
-	// younger than itself, and a batcher busy for longer (a rule whose
-	// module times out on every object) would otherwise let a snapshot
-	// write them as its own.
-	for n := len(b.queue); n > 0; n-- {
-		b.handle(ctx, <-b.queue)
-	}
+	// first, with their authors, because the snapshot's commit runs on
+	// the target's worker after them (see writeSnapshot).
 	if b.snapshotted == nil {
 		b.snapshotted = map[rules.Key]int64{}
 	}
@@ -160,10 +155,11 @@ func (b *Batcher) recheckDue(ctx context.Context, now time.Time) {
 // writeSnapshot commits the rule's view of objs in one commit, leaving
 // recently written objects for a later recheck.
 func (b *Batcher) writeSnapshot(ctx context.Context, r *rules.Rule, objs map[schema.GroupVersionResource][]unstructured.Unstructured, attempt int) error {
-	t, err := b.target(ctx, r.Target)
-	if err != nil {
-		return err
-	}
+	return b.onTarget(ctx, r.Target, func(t *target) error { return b.writeSnapshotOn(ctx, t, r, objs, attempt) })
+}
+
+// writeSnapshotOn runs on the target's worker.
+func (b *Batcher) writeSnapshotOn(ctx context.Context, t *target, r *rules.Rule, objs map[schema.GroupVersionResource][]unstructured.Unstructured, attempt int) error {
 	now := time.Now()
 	files := map[string]fileChange{}
 	for _, res := range r.Resources {
