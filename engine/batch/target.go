@@ -276,7 +276,9 @@ func (t *target) commit(ctx context.Context, s *session, _ logr.Logger) {
 func (t *target) commitPending(ctx context.Context, now time.Time, force bool) {
 	committed := 0
 	for len(t.pending) > 0 {
-		if !force && now.Before(t.commitRetryAt) {
+		// A retry waits for its backoff and for the fetch that may bring
+		// what unblocks it (unless fetching fails too).
+		if !force && (now.Before(t.commitRetryAt) || (t.needPull && t.netFails == 0)) {
 			break
 		}
 		if err := t.commitSession(ctx, t.pending[0]); err != nil {

@@ -270,7 +270,9 @@ func (w *worker) maybeNet(ctx context.Context, now time.Time) {
 	case t.unpushed > 0 && (!t.synced || t.netFails > 0 || t.unpushed >= intOr(int(t.spec.Sync.PushAfterCommits), 20) ||
 		now.Sub(t.firstUnp) >= pushInterval):
 		w.startNet(ctx, opPush)
-	case t.needPull || !t.synced:
+	case (t.needPull && !now.Before(t.commitRetryAt)) || !t.synced:
+		// A failed commit is retried after a fetch: a person may have
+		// removed what was in its way.
 		w.startNet(ctx, opPull)
 	case t.unpushed == 0 && t.sessions.empty() && len(t.pending) == 0 &&
 		now.Sub(t.lastSync) >= durationOr(t.spec.Sync.PullInterval.Duration, time.Minute):
@@ -317,9 +319,6 @@ func (w *worker) netFinished(r netResult) {
 		t.netFails, t.netErr, t.synced, t.lastSync = 0, nil, true, now
 		if r.op == opPull {
 			t.needPull = false
-		}
-		if t.commitErr != nil {
-			t.commitRetryAt = now // what blocked the commit may be gone
 		}
 	}
 	if n, err := t.writer.Unpushed(); err == nil {
