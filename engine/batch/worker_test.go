@@ -31,6 +31,8 @@ type urlTargets struct {
 	mu   sync.Mutex
 	urls map[string]string
 	idle time.Duration
+	// tune changes the spec (benchmarks).
+	tune func(*v1alpha1.GitTargetSpec)
 }
 
 func (s *urlTargets) Target(_ context.Context, key types.NamespacedName) (*v1alpha1.GitTarget, transport.AuthMethod, error) {
@@ -40,7 +42,7 @@ func (s *urlTargets) Target(_ context.Context, key types.NamespacedName) (*v1alp
 	if idle == 0 {
 		idle = 10 * time.Millisecond
 	}
-	return &v1alpha1.GitTarget{
+	gt := &v1alpha1.GitTarget{
 		ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name},
 		Spec: v1alpha1.GitTargetSpec{
 			URL: s.urls[key.Name], Branch: "main", BasePath: "cluster",
@@ -48,7 +50,15 @@ func (s *urlTargets) Target(_ context.Context, key types.NamespacedName) (*v1alp
 			Sync:     v1alpha1.SyncSpec{PushInterval: metav1.Duration{Duration: 10 * time.Millisecond}, PushAfterCommits: 1},
 			Batching: v1alpha1.BatchingSpec{IdleTimeout: metav1.Duration{Duration: idle}, MaxChanges: 10},
 		},
-	}, nil, nil
+	}
+	if s.tune != nil {
+		s.tune(&gt.Spec)
+	}
+	return gt, nil, nil
+}
+
+func execGit(args ...string) ([]byte, error) {
+	return exec.Command("git", args...).CombinedOutput()
 }
 
 func bareRepo(t *testing.T) string {
