@@ -201,7 +201,7 @@ var _ = Describe("The Git writer", func() {
 		killed.Unlock()
 		stop.Wait()
 		By(fmt.Sprintf("the kill left %d journaled file change(s) and %d unpushed commit(s)", len(journal), len(local)))
-		Expect(len(journal) + len(local)).To(BeNumerically(">", 0), "the kill found nothing in flight; the spec proves nothing")
+		Expect(len(journal)+len(local)).To(BeNumerically(">", 0), "the kill found nothing in flight; the spec proves nothing")
 		Expect(journalAuthors).To(Equal(map[string]bool{"alice": true}))
 
 		// Short sessions again, so alice's last round is committed well
