@@ -83,7 +83,7 @@ func journaled(workDir, ns string) (map[string]string, map[string]bool) {
 			Path    string `json:"p"`
 			Content []byte `json:"c"`
 			Delete  bool   `json:"d"`
-			User    struct{ Username string }
+			User    struct{ Username string } `json:"u"`
 			Moved   bool `json:"mv"`
 		}
 		if json.Unmarshal(data[8:8+n], &rec) != nil {
