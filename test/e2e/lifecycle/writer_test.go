@@ -80,11 +80,11 @@ func journaled(workDir, ns string) (map[string]string, map[string]bool) {
 			break
 		}
 		var rec struct {
-			Path    string `json:"p"`
-			Content []byte `json:"c"`
-			Delete  bool   `json:"d"`
+			Path    string                    `json:"p"`
+			Content []byte                    `json:"c"`
+			Delete  bool                      `json:"d"`
 			User    struct{ Username string } `json:"u"`
-			Moved   bool `json:"mv"`
+			Moved   bool                      `json:"mv"`
 		}
 		if json.Unmarshal(data[8:8+n], &rec) != nil {
 			break
