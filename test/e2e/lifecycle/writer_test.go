@@ -57,10 +57,14 @@ func (t target) synced(ctx context.Context) string {
 // setBatching changes the GitTarget's author-session limits.
 func (t target) setBatching(ctx context.Context, b v1alpha1.BatchingSpec) {
 	GinkgoHelper()
-	gt := &v1alpha1.GitTarget{}
-	Expect(k8s.Get(ctx, client.ObjectKey{Namespace: t.ns, Name: "history"}, gt)).To(Succeed())
-	gt.Spec.Batching = b
-	Expect(k8s.Update(ctx, gt)).To(Succeed())
+	Eventually(func() error { // the controller writes the status meanwhile
+		gt := &v1alpha1.GitTarget{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: t.ns, Name: "history"}, gt); err != nil {
+			return err
+		}
+		gt.Spec.Batching = b
+		return k8s.Update(ctx, gt)
+	}).Should(Succeed())
 }
 
 // journaled decodes the manager's journal of the target (its on-disk
@@ -311,10 +315,14 @@ var _ = Describe("The Git writer", func() {
 		m := newManager("--git-timeout=10s")
 		m.start()
 		good, hung := newTarget(ctx), newTarget(ctx)
-		gt := &v1alpha1.GitTarget{}
-		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: hung.ns, Name: "history"}, gt)).To(Succeed())
-		gt.Spec.URL = "http://" + hang.Addr().String() + "/never.git"
-		Expect(k8s.Update(ctx, gt)).To(Succeed())
+		Eventually(func() error {
+			gt := &v1alpha1.GitTarget{}
+			if err := k8s.Get(ctx, client.ObjectKey{Namespace: hung.ns, Name: "history"}, gt); err != nil {
+				return err
+			}
+			gt.Spec.URL = "http://" + hang.Addr().String() + "/never.git"
+			return k8s.Update(ctx, gt)
+		}).Should(Succeed())
 		good.waitActive(ctx, m)
 		// The hung target's check times out: RemoteUnreachable keeps its
 		// rule recording.
