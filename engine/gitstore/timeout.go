@@ -16,11 +16,15 @@ import (
 // after it, so it delays only its own target.
 const DefaultTimeout = 30 * time.Second
 
-// withTimeout returns ctx bounded by d (DefaultTimeout when d is zero),
-// unless ctx already ends earlier.
+// defaultTimeout is the deadline of calls that set none; SetTimeouts
+// changes it at start.
+var defaultTimeout = DefaultTimeout
+
+// withTimeout returns ctx bounded by d (the default timeout when d is
+// zero), unless ctx already ends earlier.
 func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	if d <= 0 {
-		d = DefaultTimeout
+		d = defaultTimeout
 	}
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
 		return context.WithCancel(ctx)
@@ -28,17 +32,20 @@ func withTimeout(ctx context.Context, d time.Duration) (context.Context, context
 	return context.WithTimeout(ctx, d)
 }
 
-// InstallHTTPTimeouts replaces go-git's HTTP(S) transport with one whose
+// SetTimeouts sets the deadline of every network call that has none
+// (CheckRemote, and a Writer without Config.Timeout) to d (DefaultTimeout
+// when zero), and replaces go-git's HTTP(S) transport with one whose
 // connect, TLS handshake and wait for response headers are each bounded by
-// d (DefaultTimeout when zero). The context deadline of every call already
-// bounds the whole exchange; these bound the stages a context cannot see
-// (a dial in the kernel, a proxy that holds the connection). Call it once
-// at start, before any Git network call. The SSH transport bounds its dial
-// with its own timeout (see AuthFromSecret).
-func InstallHTTPTimeouts(d time.Duration) {
+// d. The context deadline already bounds the whole exchange; the transport
+// bounds the stages a context cannot see (a dial in the kernel, a proxy
+// that holds the connection). Call it once at start, before any Git network
+// call. The SSH transport bounds its dial with its own timeout (see
+// AuthFromSecret).
+func SetTimeouts(d time.Duration) {
 	if d <= 0 {
 		d = DefaultTimeout
 	}
+	defaultTimeout = d
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DialContext = (&net.Dialer{Timeout: d, KeepAlive: 30 * time.Second}).DialContext
 	tr.TLSHandshakeTimeout = d

@@ -92,7 +92,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating a dynamic client: %w", err)
 	}
-	gitstore.InstallHTTPTimeouts(opts.GitTimeout)
+	gitstore.SetTimeouts(opts.GitTimeout)
 	batcher := batch.New(batch.Options{
 		Targets:        controller.TargetSource{Reader: mgr.GetAPIReader()},
 		Index:          op.Index,
