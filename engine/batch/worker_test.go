@@ -23,6 +23,7 @@ import (
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/change"
+	"github.com/gitops-reverser/gitops-reverser/engine/gitstore"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
 )
 
@@ -395,4 +396,27 @@ func TestBatcher_Forget_newURLStartsFromAFreshClone(t *testing.T) {
 	if got := remoteLog(fresh, "%an"); got != "bob\n" {
 		t.Fatalf("new remote authors = %q, want only bob", got)
 	}
+}
+
+// TestBatcher_Start_pushesWhatAPreviousRunLeftUnpushed: commits a killed
+// run made but never pushed reach the remote at the next start, without
+// waiting for a new change.
+func TestBatcher_Start_pushesWhatAPreviousRunLeftUnpushed(t *testing.T) {
+	remote, work := bareRepo(t), t.TempDir()
+	key := types.NamespacedName{Namespace: "shop", Name: "history"}
+	w, err := gitstore.OpenLocal(gitstore.Config{URL: remote, Branch: "main", Dir: cloneDir(work, key, remote, "main"),
+		Committer: gitstore.Signature{Name: "gitops-reverser", Email: "bot@test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Commit(context.Background(), gitstore.CommitRequest{Author: gitstore.Signature{Name: "alice", Email: "alice@users.test"},
+		Message: "left behind", Changes: []gitstore.FileChange{{Path: cmPath + "left.yaml", Content: []byte("v: 1\n")}}}); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
+
+	startBatcher(t, Options{Targets: &urlTargets{urls: map[string]string{"history": remote}}, WorkDir: work})
+	eventually(t, "the unpushed commit reaches the remote", func() bool {
+		return remoteLog(remote, "%an %s") == "alice left behind\n"
+	})
 }
