@@ -79,3 +79,26 @@ const (
 // PolicyLabel marks ConfigMaps that hold Rego policies; each key ending in
 // .rego is one module.
 const PolicyLabel = "reverser.gitops-reverser.dev/policy"
+
+// SyncedCondition is True on a GitTarget when every change recorded for it
+// is committed and pushed; False while changes wait (the message counts
+// them and says why).
+const SyncedCondition = "Synced"
+
+// Reasons of the GitTarget Synced condition.
+const (
+	// ReasonSynced: nothing waits; the remote has every recorded change.
+	ReasonSynced = "Synced"
+	// ReasonBacklog: changes wait for their author session to close or for
+	// the next push; normal during a burst.
+	ReasonBacklog = "Backlog"
+	// ReasonCommitFailed: an author session could not be committed (e.g. a
+	// file where a directory is needed); it is kept and retried.
+	ReasonCommitFailed = "CommitFailed"
+	// ReasonPushFailed: the remote could not be reached or refused the
+	// push; commits wait in the local clone and the push is retried.
+	ReasonPushFailed = "PushFailed"
+	// ReasonTargetUnavailable: the GitTarget or its Secret could not be
+	// read; changes already captured wait.
+	ReasonTargetUnavailable = "TargetUnavailable"
+)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 
@@ -54,8 +55,9 @@ func run(args []string) error {
 	fs.StringVar(&certDir, "webhook-cert-dir", "", "Folder with tls.crt and tls.key (and ca.crt, the CA that signed them) for the webhook server, e.g. a cert-manager Secret; empty uses <work-dir>/webhook-certs. When it holds no certificate, a self-signed one and its CA are made at start (fine for one replica).")
 	fs.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader with a Lease so only one replica watches and writes Git.")
 	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease; empty uses the pod's namespace.")
-	fs.StringVar(&opts.WorkDir, "work-dir", os.TempDir()+"/gitops-reverser", "Folder for local Git clones.")
+	fs.StringVar(&opts.WorkDir, "work-dir", os.TempDir()+"/gitops-reverser", "Folder for local Git clones and the journal of changes not yet committed (keep it on a persistent volume to survive a restart of the pod).")
 	fs.DurationVar(&opts.ReconcileInterval, "reconcile-interval", batch.DefaultReconcileInterval, "How often each Git target is fully reconciled (its files made equal to what its rules select); it also runs at start and when a rule or target changes.")
+	fs.DurationVar(&opts.GitTimeout, "git-timeout", 30*time.Second, "Bound on every network call to a Git remote (ls-remote, fetch, push): a remote that does not answer in time is retried later, delaying only its own GitTarget.")
 	var webhookService, webhookCAFile string
 	fs.StringVar(&opts.WebhookURL, "webhook-url", "", "URL the API server calls for the capture webhook (outside a cluster); the operator then manages the ValidatingWebhookConfiguration.")
 	fs.StringVar(&webhookService, "webhook-service", "", "namespace/name of the Service in front of the webhook (in a cluster); the operator then manages the ValidatingWebhookConfiguration.")

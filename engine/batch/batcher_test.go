@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -84,10 +83,16 @@ func TestBatcher_Start_keepsChangesWhileTheRemoteIsDown(t *testing.T) {
 		Namespace: "shop", Name: "settings", UID: "u1", Object: obj, User: change.User{Username: "alice"}, Rules: []*rules.Rule{rule},
 	})
 
-	// The change waits for the target...
-	for start := time.Now(); testutil.ToFloat64(deferredDepth) != 1; time.Sleep(10 * time.Millisecond) {
+	// The change is committed locally and waits for its remote, and the
+	// target says so...
+	key := types.NamespacedName{Namespace: "shop", Name: "history"}
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		if st, _ := b.Status(key); st.Unpushed == 1 && st.Reason == v1alpha1.ReasonPushFailed {
+			break
+		}
 		if time.Since(start) > 30*time.Second {
-			t.Fatal("the change never waited for its target")
+			st, _ := b.Status(key)
+			t.Fatalf("the change never waited for its remote: %+v", st)
 		}
 	}
 	// ...whose remote appears only now.
@@ -109,15 +114,21 @@ func TestBatcher_Start_keepsChangesWhileTheRemoteIsDown(t *testing.T) {
 	if !strings.Contains(content, "color: blue") {
 		t.Fatalf("committed file = %q, want the ConfigMap", content)
 	}
-	if got := testutil.ToFloat64(deferredDepth); got != 0 {
-		t.Fatalf("%v changes still wait", got)
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		if st, _ := b.Status(key); st.Unpushed == 0 && st.Backlog() == 0 && st.Reason == "" {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			st, _ := b.Status(key)
+			t.Fatalf("the target still shows a backlog: %+v", st)
+		}
 	}
 }
 
-// TestBatcher_handle_leavesChangesBeforeTheRuleToItsSnapshot: a change the
+// TestBatcher_stage_leavesChangesBeforeTheRuleToItsSnapshot: a change the
 // watch saw before the rule entered the index is not the rule's; one seen
 // after it is committed.
-func TestBatcher_handle_leavesChangesBeforeTheRuleToItsSnapshot(t *testing.T) {
+func TestBatcher_stage_leavesChangesBeforeTheRuleToItsSnapshot(t *testing.T) {
 	dir := t.TempDir()
 	remote := filepath.Join(dir, "remote.git")
 	gitCLI(t, "init", "-q", "--bare", "-b", "main", remote)

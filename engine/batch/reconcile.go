@@ -188,16 +188,9 @@ func (b *Batcher) reconcileDue(ctx context.Context, now time.Time) {
 	if len(due) > 0 && b.waitForWatch(now) {
 		due = nil // rechecks need no list
 	}
-	if len(due) > 0 || b.recheckIsDue(now) {
-		// Changes already queued happened before the listing below: they
-		// go first, with their authors. The margin only covers changes
-		// younger than itself, and a batcher busy for longer (a rule
-		// whose module times out on every object) would otherwise let a
-		// reconcile write them as its own.
-		for n := len(b.queue); n > 0; n-- {
-			b.handle(ctx, <-b.queue)
-		}
-	}
+	// Changes already queued for a target happened before the listing: a
+	// reconcile runs on the target's worker after them (onTarget), so
+	// they go first with their authors, however long the worker is busy.
 	sort.Slice(due, func(i, j int) bool { return due[i].String() < due[j].String() })
 	for _, key := range due {
 		b.reconcileTarget(ctx, key, now)
@@ -262,18 +255,42 @@ func (b *Batcher) reconcileOnce(ctx context.Context, key types.NamespacedName, t
 	if len(rs) == 0 {
 		return nil
 	}
-	t, err := b.target(ctx, key)
+	var rechecks []recheck
+	err := b.onTarget(ctx, key, func(t *target) error {
+		var err error
+		rechecks, err = b.reconcileOn(ctx, t, rs, tr, now)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	// Open sessions go first, so the reconcile compares with them and
-	// lands on top.
-	for _, s := range t.sessions.all() {
-		t.commit(ctx, s, b.opts.Log)
+	b.rec.rechecks = append(b.rec.rechecks, rechecks...)
+	return nil
+}
+
+// flushSessions commits the target's open and pending sessions, so that a
+// reconcile compares with them and lands on top; it fails when one cannot
+// be committed (the reconcile must not land below an older session).
+func flushSessions(ctx context.Context, t *target) error {
+	t.pending = append(t.pending, t.sessions.all()...)
+	t.commitPending(ctx, time.Now(), true)
+	if len(t.pending) > 0 {
+		return fmt.Errorf("%d author session(s) wait to be committed: %w", len(t.pending), t.commitErr)
 	}
+	return nil
+}
+
+// reconcileOn plans and commits one reconcile on the target's worker; it
+// returns the rechecks for the Start goroutine to keep.
+func (b *Batcher) reconcileOn(ctx context.Context, t *target, rs []*rules.Rule, tr *targetReconcile, now time.Time) ([]recheck, error) {
+	key := t.key
+	if err := flushSessions(ctx, t); err != nil {
+		return nil, err
+	}
+	var rechecks []recheck
 	files, err := t.writer.ListFiles(basePathOf(t.spec))
 	if err != nil {
-		return fmt.Errorf("listing the branch's files: %w", err)
+		return nil, fmt.Errorf("listing the branch's files: %w", err)
 	}
 	plan, err := reconcile.Make(ctx, reconcile.Input{
 		Rules: rs, Lister: b.opts.Lister, Render: b.reconcileRender(t, now),
@@ -281,18 +298,18 @@ func (b *Batcher) reconcileOnce(ctx context.Context, key types.NamespacedName, t
 		Hold: func(obj *unstructured.Unstructured) bool { return b.young(obj, now) }, Cache: &tr.cache,
 	})
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("planning the reconcile: %w", err)
 	}
 	for _, h := range plan.Held {
 		if h.Young {
-			b.rec.rechecks = append(b.rec.rechecks, recheck{target: key, rule: h.Rule, obj: h.Object, due: now.Add(youngMargin), attempts: 1})
+			rechecks = append(rechecks, recheck{target: key, rule: h.Rule, obj: h.Object, due: now.Add(youngMargin), attempts: 1})
 		}
 	}
 	var removals []string
 	for _, rm := range plan.Removals {
 		if rm.Orphan && tr.done {
 			// Its delete may be on its way with its author.
-			b.rec.rechecks = append(b.rec.rechecks, recheck{target: key, obj: rm.Object, remove: rm.Path, hash: rm.Hash,
+			rechecks = append(rechecks, recheck{target: key, obj: rm.Object, remove: rm.Path, hash: rm.Hash,
 				due: now.Add(youngMargin), attempts: 1})
 			continue
 		}
@@ -313,7 +330,7 @@ func (b *Batcher) reconcileOnce(ctx context.Context, key types.NamespacedName, t
 	}
 	b.opts.Log.V(1).Info("planned a reconcile", "target", key.String(), "listed", plan.Listed, "unchanged", plan.Unchanged,
 		"added", plan.Added, "updated", plan.Updated, "removed", len(removals), "held", len(plan.Held), "read", plan.Read)
-	return b.commitReconcile(ctx, t, plan.Writes, removals, plan.Added, plan.Updated, why)
+	return rechecks, b.commitReconcile(ctx, t, plan.Writes, removals, plan.Added, plan.Updated, why)
 }
 
 // basePathOf is the target's base path as a repository path ("" for the
@@ -420,20 +437,37 @@ func (b *Batcher) recheckDue(ctx context.Context, now time.Time) {
 }
 
 func (b *Batcher) recheckTarget(ctx context.Context, key types.NamespacedName, due []recheck, now time.Time) error {
-	t, err := b.target(ctx, key)
-	if err != nil {
+	var again []recheck
+	err := b.onTarget(ctx, key, func(t *target) error {
+		var err error
+		again, err = b.recheckOn(ctx, t, due, now)
 		return err
+	})
+	if err != nil {
+		// Not now: try again after the margin rather than every tick.
+		for i := range again {
+			again[i].due = now.Add(youngMargin)
+		}
 	}
-	for _, s := range t.sessions.all() {
-		t.commit(ctx, s, b.opts.Log)
+	b.rec.rechecks = append(b.rec.rechecks, again...)
+	return err
+}
+
+// recheckOn runs on the target's worker; it returns the rechecks to try
+// again.
+func (b *Batcher) recheckOn(ctx context.Context, t *target, due []recheck, now time.Time) ([]recheck, error) {
+	key := t.key
+	if err := flushSessions(ctx, t); err != nil {
+		return due, err
 	}
+	var again []recheck
 	var writes []gitstore.FileChange
 	var removals []string
 	added, updated := 0, 0
 	for _, rc := range due {
 		obj, err := b.opts.Lister.Get(ctx, rc.obj.GVR, rc.obj.Namespace, rc.obj.Name)
 		if err != nil {
-			return err
+			return due, err
 		}
 		if rc.remove != "" {
 			if obj != nil && obj.GetDeletionTimestamp() == nil && b.selectedByTarget(key, rc.obj.GVR, obj) {
@@ -450,7 +484,7 @@ func (b *Batcher) recheckTarget(ctx context.Context, key types.NamespacedName, d
 		}
 		if b.young(obj, now) && rc.attempts < 5 {
 			rc.due, rc.attempts = now.Add(youngMargin), rc.attempts+1
-			b.rec.rechecks = append(b.rec.rechecks, rc)
+			again = append(again, rc)
 			continue
 		}
 		r, ok := b.opts.Index.Get(rc.rule)
@@ -466,7 +500,7 @@ func (b *Batcher) recheckTarget(ctx context.Context, key types.NamespacedName, d
 		}
 		files, err := t.writer.ListFiles(p)
 		if err != nil {
-			return fmt.Errorf("reading the branch's file %s: %w", p, err)
+			return due, fmt.Errorf("reading the branch's file %s: %w", p, err)
 		}
 		switch {
 		case len(files) == 1 && files[0].Hash == gitstore.BlobHash(content):
@@ -482,7 +516,7 @@ func (b *Batcher) recheckTarget(ctx context.Context, key types.NamespacedName, d
 		}
 		writes = append(writes, gitstore.FileChange{Path: p, Content: content})
 	}
-	return b.commitReconcile(ctx, t, writes, removals, added, updated, "after a recheck of objects that changed shortly before it")
+	return again, b.commitReconcile(ctx, t, writes, removals, added, updated, "after a recheck of objects that changed shortly before it")
 }
 
 // selectedByTarget reports whether a rule of the target selects obj.

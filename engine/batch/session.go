@@ -21,6 +21,9 @@ type fileChange struct {
 
 // session is one author's open burst of changes to one target.
 type session struct {
+	// id numbers the session within its target (the journal groups records
+	// by it).
+	id      uint64
 	author  change.User
 	opened  time.Time
 	last    time.Time
@@ -51,6 +54,7 @@ type sessions struct {
 	byAuthor map[string]*session
 	byPath   map[string]*session
 	limits   Limits
+	nextID   uint64
 }
 
 // Limits close a session.
@@ -75,6 +79,12 @@ func authorKey(u change.User) string { return u.Username }
 // (so history keeps the order of writes), and the author's own session when
 // it is full.
 func (ss *sessions) add(author change.User, f fileChange, now time.Time) []*session {
+	_, closed := ss.addTo(author, f, now)
+	return closed
+}
+
+// addTo is add that also returns the session f went into.
+func (ss *sessions) addTo(author change.User, f fileChange, now time.Time) (*session, []*session) {
 	var closed []*session
 	if holder, ok := ss.byPath[f.path]; ok && authorKey(holder.author) != authorKey(author) {
 		ss.remove(holder)
@@ -83,6 +93,8 @@ func (ss *sessions) add(author change.User, f fileChange, now time.Time) []*sess
 	s, ok := ss.byAuthor[authorKey(author)]
 	if !ok {
 		s = newSession(author, now)
+		ss.nextID++
+		s.id = ss.nextID
 		ss.byAuthor[authorKey(author)] = s
 	}
 	s.add(f, now)
@@ -91,7 +103,7 @@ func (ss *sessions) add(author change.User, f fileChange, now time.Time) []*sess
 		ss.remove(s)
 		closed = append(closed, s)
 	}
-	return closed
+	return s, closed
 }
 
 // due returns the sessions that are idle or old enough to close.
@@ -134,6 +146,55 @@ func (ss *sessions) remove(s *session) {
 }
 
 func (ss *sessions) empty() bool { return len(ss.byAuthor) == 0 }
+
+// open returns the open sessions, oldest first, without closing them.
+func (ss *sessions) open() []*session {
+	out := make([]*session, 0, len(ss.byAuthor))
+	for _, s := range ss.byAuthor {
+		out = append(out, s)
+	}
+	sortSessions(out)
+	return out
+}
+
+// records returns the journal records that recreate s.
+func (s *session) records() []journalRecord {
+	out := make([]journalRecord, 0, len(s.order))
+	for i, p := range s.order {
+		f := s.files[p]
+		rec := journalRecord{Session: s.id, User: s.author, Path: f.path, Content: f.content, Delete: f.delete,
+			MovedFrom: f.movedFrom, When: s.last.UnixNano()}
+		if i == 0 {
+			rec.Changes = s.changes
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+// replaySessions rebuilds the sessions a journal recorded, in the order
+// they began.
+func replaySessions(recs []journalRecord) []*session {
+	var out []*session
+	byID := map[uint64]*session{}
+	for _, rec := range recs {
+		s, ok := byID[rec.Session]
+		when := time.Unix(0, rec.When)
+		if !ok {
+			s = newSession(rec.User, when)
+			s.id = rec.Session
+			byID[rec.Session] = s
+			out = append(out, s)
+		}
+		if _, seen := s.files[rec.Path]; !seen {
+			s.order = append(s.order, rec.Path)
+		}
+		s.files[rec.Path] = fileChange{path: rec.Path, content: rec.Content, delete: rec.Delete, movedFrom: rec.MovedFrom}
+		s.changes = append(s.changes, rec.Changes...)
+		s.last = when
+	}
+	return out
+}
 
 // sortSessions orders sessions by their first change, so commits follow
 // the order in which bursts began.

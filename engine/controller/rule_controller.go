@@ -273,7 +273,13 @@ func (r *RuleReconciler) build(ctx context.Context, key rules.Key, obj ruleObjec
 		}
 		return compiled, outcome{reason: v1alpha1.ReasonTargetNotFound, message: fmt.Sprintf("reading GitTarget %s: %v", target, err)}
 	}
-	if ready := meta.FindStatusCondition(gt.Status.Conditions, v1alpha1.ReadyCondition); ready == nil || ready.Status != "True" {
+	// A target whose remote is only unreachable keeps its rules: changes
+	// wait in order in its worker (journaled, committed locally) and are
+	// pushed when the remote is back. A target whose spec or Secret is
+	// unusable (missing Secret, invalid URL, refused credentials...)
+	// stops them: there is no working repository to wait for.
+	if ready := meta.FindStatusCondition(gt.Status.Conditions, v1alpha1.ReadyCondition); ready == nil ||
+		(ready.Status != "True" && ready.Reason != v1alpha1.ReasonRemoteUnreachable) {
 		msg := fmt.Sprintf("GitTarget %s is not ready", target)
 		if ready != nil {
 			msg = fmt.Sprintf("GitTarget %s is not ready: %s: %s", target, ready.Reason, ready.Message)

@@ -162,6 +162,8 @@ type RemoteState struct {
 // Errors are *RemoteError (see ReasonOf); a BranchNotFound error still
 // returns the EmptyRepository flag in the state.
 func CheckRemote(ctx context.Context, spec RemoteSpec, auth transport.AuthMethod) (RemoteState, error) {
+	ctx, cancel := withTimeout(ctx, 0)
+	defer cancel()
 	c, err := newRemoteCheck(spec, auth)
 	if err != nil {
 		return RemoteState{}, err

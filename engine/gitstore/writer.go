@@ -90,6 +90,9 @@ type Config struct {
 	// Signer signs every commit the Writer creates, replayed ones
 	// included; nil leaves commits unsigned.
 	Signer Signer
+	// Timeout bounds every network exchange (Open's sync, Pull, Push) whose
+	// context has no earlier deadline; 0 means DefaultTimeout.
+	Timeout time.Duration
 }
 
 // FileChange is the desired state of one file: its full content, or absent.
@@ -146,6 +149,24 @@ type Writer struct {
 // as Pull does. A remote that is empty or lacks the branch is fine: the first
 // commit then becomes a root commit.
 func Open(ctx context.Context, cfg Config) (*Writer, error) {
+	w, err := OpenLocal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := withTimeout(ctx, w.cfg.Timeout)
+	defer cancel()
+	if _, err := w.sync(ctx); err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("gitstore: initial sync with %s: %w", w.remote, err)
+	}
+	return w, nil
+}
+
+// OpenLocal prepares the local clone for cfg without any network call:
+// commits can be made while the remote is down, and the first Pull or Push
+// brings them on top of the remote head (a fresh clone's commits are then
+// replayed onto it).
+func OpenLocal(cfg Config) (*Writer, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("gitstore: remote URL is empty")
 	}
@@ -175,10 +196,6 @@ func Open(ctx context.Context, cfg Config) (*Writer, error) {
 	if err := w.configureRemote(); err != nil {
 		_ = w.Close()
 		return nil, err
-	}
-	if _, err := w.sync(ctx); err != nil {
-		_ = w.Close()
-		return nil, fmt.Errorf("gitstore: initial sync with %s: %w", w.remote, err)
 	}
 	return w, nil
 }
@@ -410,6 +427,8 @@ func (w *Writer) Commit(ctx context.Context, req CommitRequest) (plumbing.Hash, 
 // Pull fetches the branch. Without unpushed commits the local branch moves
 // to the remote head; with unpushed commits they are replayed on top of it.
 func (w *Writer) Pull(ctx context.Context) (SyncResult, error) {
+	ctx, cancel := withTimeout(ctx, w.cfg.Timeout)
+	defer cancel()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	res, err := w.sync(ctx)
@@ -425,6 +444,8 @@ func (w *Writer) Pull(ctx context.Context) (SyncResult, error) {
 // and file is kept) and tries again, at most MaxPushAttempts times. It never
 // force-pushes: the remote only accepts an update from the head we fetched.
 func (w *Writer) Push(ctx context.Context) (SyncResult, error) {
+	ctx, cancel := withTimeout(ctx, w.cfg.Timeout)
+	defer cancel()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var res SyncResult

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,6 +23,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/engine/batch"
 	"github.com/gitops-reverser/gitops-reverser/engine/confirm"
 	"github.com/gitops-reverser/gitops-reverser/engine/controller"
+	"github.com/gitops-reverser/gitops-reverser/engine/gitstore"
 	"github.com/gitops-reverser/gitops-reverser/engine/match"
 	"github.com/gitops-reverser/gitops-reverser/engine/plugin"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
@@ -72,6 +74,9 @@ type Options struct {
 	// ReconcileInterval is how often each Git target is fully reconciled;
 	// zero uses batch.DefaultReconcileInterval.
 	ReconcileInterval time.Duration
+	// GitTimeout bounds every network call to a Git remote (ls-remote,
+	// fetch, push); zero means 30 seconds.
+	GitTimeout time.Duration
 }
 
 // Operator is the running wiring, for callers that need its parts.
@@ -97,12 +102,14 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating a dynamic client: %w", err)
 	}
+	gitstore.SetTimeouts(opts.GitTimeout)
 	batcher := batch.New(batch.Options{
-		Targets: controller.TargetSource{Reader: mgr.GetAPIReader()},
-		Index:   op.Index,
-		Lister:  batch.DynamicLister{Client: dyn},
-		WorkDir: opts.WorkDir,
-		Log:     log.WithName("batch"),
+		Targets:        controller.TargetSource{Reader: mgr.GetAPIReader()},
+		Index:          op.Index,
+		Lister:         batch.DynamicLister{Client: dyn},
+		WorkDir:        opts.WorkDir,
+		Log:            log.WithName("batch"),
+		NetworkTimeout: opts.GitTimeout,
 		// A reconcile lists after the watch's informers (set below, before
 		// the manager starts anything).
 		WatchSynced:       func() bool { return op.watcher != nil && op.watcher.Synced() },
@@ -203,6 +210,12 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 
 	if err := mgr.Add(batcher); err != nil {
 		return nil, fmt.Errorf("adding the batcher: %w", err)
+	}
+	if err := mgr.Add(&controller.SyncedReporter{Client: mgr.GetClient(), State: func(key types.NamespacedName) (controller.SyncState, bool) {
+		st, ok := batcher.Status(key)
+		return controller.SyncState{Backlog: st.Backlog(), Unpushed: st.Unpushed, Reason: st.Reason, Message: st.Message}, ok
+	}}); err != nil {
+		return nil, fmt.Errorf("adding the Synced condition reporter: %w", err)
 	}
 	watcher, err := confirm.NewWatcher(confirm.Options{
 		Client: dyn, Index: op.Index, Store: store, Sink: batcher,

@@ -79,7 +79,7 @@ type Rule struct {
 	Layout *ModuleUse
 	// Active is when the rule first entered the index, kept across updates
 	// of the same rule; Upsert sets it. Changes the watch saw before it
-	// are not the rule's: its snapshot records the state it found.
+	// are not the rule's: the target's reconcile records the state it found.
 	Active time.Time
 }
 

@@ -82,6 +82,7 @@ type Server struct {
 	authorized map[string]bool
 	conns      map[net.Conn]struct{}
 	closed     bool
+	down       map[string]bool
 
 	wg sync.WaitGroup
 }
@@ -275,6 +276,9 @@ func (s *Server) createBareRepo(name, initialBranch string) error {
 
 // serveHTTP checks basic auth and hands the request to git http-backend.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.refuseIfDown(w, r) {
+		return
+	}
 	user, pass, ok := r.BasicAuth()
 	if !ok || !s.validHTTPCredentials(user, pass) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="gitserver"`)
