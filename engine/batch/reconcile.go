@@ -224,6 +224,13 @@ func (b *Batcher) waitForWatch(now time.Time) bool {
 func (b *Batcher) reconcileTarget(ctx context.Context, key types.NamespacedName, now time.Time) {
 	tr := b.rec.target(key)
 	if err := b.reconcileOnce(ctx, key, tr, now); err != nil {
+		if errors.Is(err, errTargetBusy) {
+			// Not a failure: asked again at the next tick.
+			if tr.failed.IsZero() {
+				tr.due = true
+			}
+			return
+		}
 		reconcileRuns.WithLabelValues("failed").Inc()
 		tr.failed = now
 		tr.failures++
@@ -268,6 +275,25 @@ func (b *Batcher) reconcileOnce(ctx context.Context, key types.NamespacedName, t
 	return nil
 }
 
+// errTargetBusy says a reconcile cannot run on the target's clone yet: a
+// fetch or push is running on it, or it has not been fetched in this run.
+var errTargetBusy = errors.New("the target's clone is busy or not fetched yet")
+
+// readyToReconcile tells whether the clone may be compared with the
+// cluster now. A clone opened without a fetch (a fresh one, or one a
+// previous run left) may miss what others pushed since: a reconcile against
+// it would add files it cannot see and miss files to remove. The worker
+// fetches such a clone on its own (maybeNet), so the reconcile only waits.
+func readyToReconcile(t *target) error {
+	switch {
+	case t.netBusy:
+		return fmt.Errorf("a fetch or push is running: %w", errTargetBusy)
+	case !t.synced:
+		return fmt.Errorf("the clone has not been fetched in this run: %w", errTargetBusy)
+	}
+	return nil
+}
+
 // flushSessions commits the target's open and pending sessions, so that a
 // reconcile compares with them and lands on top; it fails when one cannot
 // be committed (the reconcile must not land below an older session).
@@ -284,6 +310,9 @@ func flushSessions(ctx context.Context, t *target) error {
 // returns the rechecks for the Start goroutine to keep.
 func (b *Batcher) reconcileOn(ctx context.Context, t *target, rs []*rules.Rule, tr *targetReconcile, now time.Time) ([]recheck, error) {
 	key := t.key
+	if err := readyToReconcile(t); err != nil {
+		return nil, err
+	}
 	if err := flushSessions(ctx, t); err != nil {
 		return nil, err
 	}
@@ -443,13 +472,16 @@ func (b *Batcher) recheckTarget(ctx context.Context, key types.NamespacedName, d
 		again, err = b.recheckOn(ctx, t, due, now)
 		return err
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errTargetBusy) {
 		// Not now: try again after the margin rather than every tick.
 		for i := range again {
 			again[i].due = now.Add(youngMargin)
 		}
 	}
 	b.rec.rechecks = append(b.rec.rechecks, again...)
+	if errors.Is(err, errTargetBusy) {
+		return nil
+	}
 	return err
 }
 
@@ -457,6 +489,9 @@ func (b *Batcher) recheckTarget(ctx context.Context, key types.NamespacedName, d
 // again.
 func (b *Batcher) recheckOn(ctx context.Context, t *target, due []recheck, now time.Time) ([]recheck, error) {
 	key := t.key
+	if err := readyToReconcile(t); err != nil {
+		return due, err
+	}
 	if err := flushSessions(ctx, t); err != nil {
 		return due, err
 	}
