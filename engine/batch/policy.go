@@ -9,14 +9,14 @@ import (
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/change"
-	"github.com/gitops-reverser/gitops-reverser/engine/match"
+	"github.com/gitops-reverser/gitops-reverser/engine/policy"
 )
 
 // policyInput builds the Rego input document of a confirmed change: the
 // admission request's shape, with user "unknown" for an unattributed
 // change.
-func policyInput(c change.Change) (match.Document, error) {
-	in := match.Input{
+func policyInput(c change.Change) (policy.Document, error) {
+	in := policy.Input{
 		Operation: string(c.Operation),
 		UserInfo:  authenticationv1.UserInfo{Username: c.User.Username, UID: c.User.UID, Groups: c.User.Groups},
 		Resource:  metav1.GroupVersionResource{Group: c.Resource.Group, Version: c.Resource.Version, Resource: c.Resource.Resource},
@@ -24,7 +24,7 @@ func policyInput(c change.Change) (match.Document, error) {
 		Name:      c.Name,
 	}
 	if c.User.IsUnknown() {
-		in.UserInfo.Username = match.UnknownUser
+		in.UserInfo.Username = policy.UnknownUser
 	}
 	if len(c.User.Extra) > 0 {
 		in.UserInfo.Extra = map[string]authenticationv1.ExtraValue{}
@@ -44,9 +44,9 @@ func policyInput(c change.Change) (match.Document, error) {
 	if c.OldObject != nil {
 		in.OldObject = c.OldObject.Object
 	}
-	doc, err := match.NewDocument(&in)
+	doc, err := policy.NewDocument(&in)
 	if err != nil {
-		return match.Document{}, fmt.Errorf("building the policy input of %s: %w", objectName(c), err)
+		return policy.Document{}, fmt.Errorf("building the policy input of %s: %w", objectName(c), err)
 	}
 	return doc, nil
 }
@@ -55,23 +55,23 @@ func policyInput(c change.Change) (match.Document, error) {
 // input document once and only if a rule has a policy.
 type policyDecider struct {
 	c     change.Change
-	doc   match.Document
+	doc   policy.Document
 	err   error
 	built bool
 }
 
 // decide evaluates p on the change.
-func (pd *policyDecider) decide(ctx context.Context, p *match.Policy) (match.Decision, error) {
+func (pd *policyDecider) decide(ctx context.Context, p *policy.Policy) (policy.Decision, error) {
 	if !pd.built {
 		pd.doc, pd.err = policyInput(pd.c)
 		pd.built = true
 	}
 	if pd.err != nil {
-		return match.Decision{}, pd.err
+		return policy.Decision{}, pd.err
 	}
 	d, err := p.EvalDocument(ctx, pd.doc)
 	if err != nil {
-		return match.Decision{}, fmt.Errorf("evaluating the policy: %w", err)
+		return policy.Decision{}, fmt.Errorf("evaluating the policy: %w", err)
 	}
 	return d, nil
 }

@@ -24,7 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
-	"github.com/gitops-reverser/gitops-reverser/engine/match"
+	"github.com/gitops-reverser/gitops-reverser/engine/policy"
 	"github.com/gitops-reverser/gitops-reverser/engine/plugin"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
 )
@@ -48,7 +48,7 @@ type RuleReconciler struct {
 	// Mapper resolves resources through the API server's discovery.
 	Mapper meta.RESTMapper
 	// Policies compiles Rego policies once per revision.
-	Policies *match.Registry
+	Policies *policy.Registry
 	// Modules loads WASM sanitizers and layouts; nil refuses rules that
 	// name modules.
 	Modules ModuleLoader
@@ -359,7 +359,7 @@ func policyNamespace(obj ruleObject, target types.NamespacedName) string {
 // policy gathers the rule's Rego modules and compiles them with the
 // defaults. A missing ConfigMap or a compile error is a condition with the
 // compiler's message, never a crash.
-func (r *RuleReconciler) policy(ctx context.Context, key rules.Key, spec v1alpha1.RuleSpec, ns string) (*match.Policy, outcome, bool) {
+func (r *RuleReconciler) policy(ctx context.Context, key rules.Key, spec v1alpha1.RuleSpec, ns string) (*policy.Policy, outcome, bool) {
 	modules := map[string]string{}
 	if p := spec.Policy; p != nil {
 		if p.Inline != "" {

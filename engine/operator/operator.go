@@ -24,7 +24,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/engine/confirm"
 	"github.com/gitops-reverser/gitops-reverser/engine/controller"
 	"github.com/gitops-reverser/gitops-reverser/engine/gitstore"
-	"github.com/gitops-reverser/gitops-reverser/engine/match"
+	"github.com/gitops-reverser/gitops-reverser/engine/policy"
 	"github.com/gitops-reverser/gitops-reverser/engine/plugin"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
 	"github.com/gitops-reverser/gitops-reverser/policies"
@@ -129,7 +129,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading the default policies: %w", err)
 	}
-	registry := match.NewRegistry(defaults, match.Options{})
+	registry := policy.NewRegistry(defaults, policy.Options{})
 	host, err := plugin.NewHost(context.Background(), plugin.Options{CacheDir: opts.PluginCacheDir})
 	if err != nil {
 		return nil, fmt.Errorf("starting the WASM host: %w", err)

@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
-	"github.com/gitops-reverser/gitops-reverser/engine/match"
+	"github.com/gitops-reverser/gitops-reverser/engine/policy"
 	"github.com/gitops-reverser/gitops-reverser/engine/plugin"
 )
 
@@ -70,7 +70,7 @@ type Rule struct {
 	Spec v1alpha1.RuleSpec
 	// Policy is the compiled Rego policy (the defaults plus the rule's
 	// own modules); nil records every selected change.
-	Policy *match.Policy
+	Policy *policy.Policy
 	// Sanitizers are the rule's WASM sanitizers, applied in order after
 	// the built-in sanitizer.
 	Sanitizers []ModuleUse

@@ -1,4 +1,4 @@
-// Package match is the Rego stage of the pipeline: it decides whether a
+// Package policy is the Rego stage of the pipeline: it decides whether a
 // change that a rule selected is recorded in Git.
 //
 // It receives an Input (the admission request's shape: operation, userInfo,
@@ -21,4 +21,4 @@
 //	data.reverser.record   boolean; undefined means true
 //	data.reverser.reasons  set or array of strings; undefined means none
 //	data.reverser.labels   object of strings; undefined means none
-package match
+package policy

@@ -1,4 +1,4 @@
-package match
+package policy
 
 import (
 	"context"
