@@ -24,8 +24,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
-	"github.com/gitops-reverser/gitops-reverser/engine/policy"
 	"github.com/gitops-reverser/gitops-reverser/engine/plugin"
+	"github.com/gitops-reverser/gitops-reverser/engine/policy"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
 )
 

@@ -24,8 +24,8 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/engine/confirm"
 	"github.com/gitops-reverser/gitops-reverser/engine/controller"
 	"github.com/gitops-reverser/gitops-reverser/engine/gitstore"
-	"github.com/gitops-reverser/gitops-reverser/engine/policy"
 	"github.com/gitops-reverser/gitops-reverser/engine/plugin"
+	"github.com/gitops-reverser/gitops-reverser/engine/policy"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
 	"github.com/gitops-reverser/gitops-reverser/policies"
 )

@@ -12,8 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
-	"github.com/gitops-reverser/gitops-reverser/engine/policy"
 	"github.com/gitops-reverser/gitops-reverser/engine/plugin"
+	"github.com/gitops-reverser/gitops-reverser/engine/policy"
 )
 
 // Kind tells a namespaced WatchRule from a ClusterWatchRule.
