@@ -45,7 +45,8 @@ vet: ## go vet every package.
 	go vet ./...
 
 .PHONY: verify
-verify: generate manifests fmt vet ## Fail when generated files are stale or the tree is dirty.
+verify: generate manifests fmt vet ## Fail when generated files are stale, go.mod is untidy or the tree is dirty.
+	go mod tidy
 	@if [ -n "$$(git status --porcelain)" ]; then \
 		echo "verify: the tree is dirty after 'make generate manifests fmt':"; git status --porcelain; git --no-pager diff --stat; exit 1; fi
 	@echo "verify: generated files are current and the tree is clean"
