@@ -5,16 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -26,6 +22,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/operator"
 	"github.com/gitops-reverser/gitops-reverser/test/controlplane"
+	"github.com/gitops-reverser/gitops-reverser/test/e2e/e2ekit"
 	"github.com/gitops-reverser/gitops-reverser/test/gitserver"
 )
 
@@ -98,19 +95,16 @@ var _ = AfterSuite(func() {
 // kubectl runs the real kubectl as user (impersonated; "" for the admin)
 // and returns its combined output.
 func kubectl(user string, args ...string) (string, error) {
-	full := []string{"--kubeconfig", kubeconfig}
-	if user != "" {
-		full = append(full, "--as", user, "--as-group", "system:masters")
-	}
-	cmd := exec.Command(env.Kubectl(), append(full, args...)...)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return kubectlBin().Run(user, args...)
 }
 
 func mustKubectl(user string, args ...string) string {
-	out, err := kubectl(user, args...)
-	ExpectWithOffset(1, err).NotTo(HaveOccurred(), "kubectl %s: %s", strings.Join(args, " "), out)
-	return out
+	GinkgoHelper()
+	return kubectlBin().Must(user, args...)
+}
+
+func kubectlBin() e2ekit.Kubectl {
+	return e2ekit.Kubectl{Bin: env.Kubectl(), Kubeconfig: kubeconfig}
 }
 
 // impersonated returns a client that acts as user.
@@ -128,6 +122,7 @@ func impersonated(user string) client.Client {
 type fixture struct {
 	ns   string
 	repo string
+	kit  e2ekit.Target
 }
 
 var fixtureCount int
@@ -136,57 +131,22 @@ var fixtureCount int
 type fixtureOption func(*v1alpha1.WatchRule)
 
 func newFixture(ctx context.Context, options ...fixtureOption) fixture {
+	GinkgoHelper()
 	return newFixtureWaiting(ctx, "True/RuleActive", options...)
 }
 
 // newFixtureWaiting creates a fixture and waits until its rule's Ready
 // condition reads want ("Status/Reason").
 func newFixtureWaiting(ctx context.Context, want string, options ...fixtureOption) fixture {
+	GinkgoHelper()
 	fixtureCount++
-	f := fixture{ns: fmt.Sprintf("e2e-%d", fixtureCount)}
-	f.repo = f.ns + ".git"
-	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.ns}})).To(Succeed())
-	url, _ := gitSrv.CreateBareRepo(f.repo, "main")
-	Expect(k8s.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "git"},
-		Data:       map[string][]byte{"username": []byte(gitSrv.Username()), "password": []byte(gitSrv.Password())},
-	})).To(Succeed())
-	Expect(k8s.Create(ctx, &v1alpha1.GitTarget{
-		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "history"},
-		Spec: v1alpha1.GitTargetSpec{
-			URL: url, Branch: "main", BasePath: "cluster",
-			SecretRef: &v1alpha1.LocalObjectReference{Name: "git"},
-			Commit:    v1alpha1.CommitSpec{CommitterName: "gitops-reverser", CommitterEmail: "bot@reverser.test", AuthorEmailDomain: "users.test"},
-			Sync:      v1alpha1.SyncSpec{PushInterval: metav1.Duration{Duration: 500 * time.Millisecond}, PushAfterCommits: 5, PullInterval: metav1.Duration{Duration: time.Minute}},
-			Batching:  v1alpha1.BatchingSpec{IdleTimeout: metav1.Duration{Duration: time.Second}, MaxChanges: 50, MaxAge: metav1.Duration{Duration: 10 * time.Second}},
-		},
-	})).To(Succeed())
-	rule := &v1alpha1.WatchRule{
-		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "record"},
-		Spec: v1alpha1.WatchRuleSpec{
-			TargetRef: v1alpha1.LocalObjectReference{Name: "history"},
-			RuleSpec: v1alpha1.RuleSpec{Resources: []v1alpha1.ResourceSelector{
-				{APIGroups: []string{""}, Resources: []string{"configmaps", "secrets"}},
-				{APIGroups: []string{"apps"}, Resources: []string{"deployments"}},
-			}},
-		},
+	o := e2ekit.TargetOptions{Namespace: fmt.Sprintf("e2e-%d", fixtureCount)}
+	for _, option := range options {
+		o.EditRule = append(o.EditRule, option)
 	}
-	for _, o := range options {
-		o(rule)
-	}
-	Expect(k8s.Create(ctx, rule)).To(Succeed())
-	Eventually(func() string {
-		wr := &v1alpha1.WatchRule{}
-		if err := k8s.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: "record"}, wr); err != nil {
-			return err.Error()
-		}
-		for _, c := range wr.Status.Conditions {
-			if c.Type == v1alpha1.ReadyCondition {
-				return string(c.Status) + "/" + c.Reason
-			}
-		}
-		return "no condition"
-	}).Should(Equal(want))
+	t := e2ekit.NewTarget(ctx, k8s, gitSrv, o)
+	f := fixture{ns: t.Namespace, repo: t.Repo, kit: t}
+	t.WaitRule(ctx, want)
 	if want != "True/RuleActive" {
 		return f
 	}
@@ -203,49 +163,22 @@ func newFixtureWaiting(ctx context.Context, want string, options ...fixtureOptio
 // waitWebhookCalled waits until a server-side dry-run create of a ConfigMap
 // in ns does (called true) or does not reach the webhook.
 func waitWebhookCalled(ns string, called bool) {
-	EventuallyWithOffset(1, func() bool {
-		before := op.AdmissionRequests()
-		out, err := kubectl("", "-n", ns, "create", "configmap", "probe", "--from-literal=a=b", "--dry-run=server")
-		ExpectWithOffset(2, err).NotTo(HaveOccurred(), out)
-		return (op.AdmissionRequests() > before) == called
-	}).Should(BeTrue())
+	GinkgoHelper()
+	e2ekit.WaitWebhookCalled(kubectlBin(), ns, func() float64 { return float64(op.AdmissionRequests()) }, called)
 }
 
 // path returns the repository path of an object under the default layout.
-func (f fixture) path(group, resource, name string) string {
-	if group == "" {
-		group = "core"
-	}
-	return "cluster/" + f.ns + "/" + group + "/" + resource + "/" + name + ".yaml"
-}
+func (f fixture) path(group, resource, name string) string { return f.kit.Path(group, resource, name) }
 
 // commitsTouching returns the commits (newest first) that changed p.
 func (f fixture) commitsTouching(p string) []gitserver.Commit {
-	var out []gitserver.Commit
-	for _, c := range gitSrv.Log(f.repo, "main") {
-		files, err := gitSrv.ChangedFiles(f.repo, c.Hash)
-		Expect(err).NotTo(HaveOccurred())
-		for _, changed := range files {
-			if changed == p {
-				out = append(out, c)
-			}
-		}
-	}
-	return out
+	GinkgoHelper()
+	return f.kit.CommitsTouching(p)
 }
 
-func (f fixture) file(p string) string {
-	b, err := gitSrv.ReadFile(f.repo, "main", p)
-	if err != nil {
-		return ""
-	}
-	return string(b)
-}
+func (f fixture) file(p string) string { return f.kit.File(p) }
 
 func (f fixture) authorsOf(p string) []string {
-	var out []string
-	for _, c := range f.commitsTouching(p) {
-		out = append(out, c.AuthorName)
-	}
-	return out
+	GinkgoHelper()
+	return f.kit.AuthorsOf(p)
 }

@@ -1,7 +1,6 @@
 package clientauth
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -12,13 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/gitops-reverser/gitops-reverser/engine/admission"
+	"github.com/gitops-reverser/gitops-reverser/test/e2e/e2ekit"
 )
 
 var _ = Describe("Webhook client authentication", Ordered, func() {
@@ -142,28 +141,9 @@ func post(roots *x509.CertPool, certs []tls.Certificate, body []byte) (string, e
 // admissionRequests sums gitops_reverser_admission_requests_total over its
 // results on the manager's /metrics endpoint; -1 when it cannot be read.
 func admissionRequests() float64 {
-	const name = "gitops_reverser_admission_requests_total"
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + mgr.MetricsAddr + "/metrics")
+	v, err := e2ekit.Metric(mgr.MetricsAddr, "gitops_reverser_admission_requests_total")
 	if err != nil {
 		return -1
 	}
-	defer func() { _ = resp.Body.Close() }()
-	var sum float64
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
-			continue
-		}
-		fields := strings.Fields(line[strings.LastIndex(line, "}")+1:])
-		if len(fields) == 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(fields[0], 64); err == nil {
-			sum += v
-		}
-	}
-	return sum
+	return v
 }

@@ -16,17 +16,12 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -34,6 +29,7 @@ import (
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/test/controlplane"
+	"github.com/gitops-reverser/gitops-reverser/test/e2e/e2ekit"
 	"github.com/gitops-reverser/gitops-reverser/test/gitserver"
 )
 
@@ -174,34 +170,23 @@ func (ca *certAuthority) clientCert(dir, name, cn string) (crtPath, keyPath stri
 
 func writeFile(dir, name, content string) string {
 	GinkgoHelper()
-	p := filepath.Join(dir, name)
-	Expect(os.WriteFile(p, []byte(content), 0o600)).To(Succeed())
-	return p
+	return e2ekit.WriteFile(dir, name, content, 0o600)
 }
 
-func tail(s string, lines int) string {
-	all := strings.Split(s, "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
-}
+func tail(s string, lines int) string { return e2ekit.Tail(s, lines) }
 
 // kubectl runs the real kubectl as user (impersonated; "" for the admin).
 func kubectl(user string, args ...string) (string, error) {
-	full := []string{"--kubeconfig", kubeconfig}
-	if user != "" {
-		full = append(full, "--as", user, "--as-group", "system:masters")
-	}
-	out, err := exec.Command(env.Kubectl(), append(full, args...)...).CombinedOutput()
-	return string(out), err
+	return kubectlBin().Run(user, args...)
 }
 
 func mustKubectl(user string, args ...string) string {
 	GinkgoHelper()
-	out, err := kubectl(user, args...)
-	Expect(err).NotTo(HaveOccurred(), "kubectl %s: %s", strings.Join(args, " "), out)
-	return out
+	return kubectlBin().Must(user, args...)
+}
+
+func kubectlBin() e2ekit.Kubectl {
+	return e2ekit.Kubectl{Bin: env.Kubectl(), Kubeconfig: kubeconfig}
 }
 
 // target is a namespace with a Git repository, a GitTarget and a
@@ -209,6 +194,7 @@ func mustKubectl(user string, args ...string) string {
 type target struct {
 	ns   string
 	repo string
+	kit  e2ekit.Target
 }
 
 var targetCount int
@@ -216,32 +202,11 @@ var targetCount int
 func newTarget(ctx context.Context) target {
 	GinkgoHelper()
 	targetCount++
-	t := target{ns: fmt.Sprintf("clientauth-%d", targetCount)}
-	t.repo = t.ns + ".git"
-	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: t.ns}})).To(Succeed())
-	url, _ := gitSrv.CreateBareRepo(t.repo, "main")
-	Expect(k8s.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: t.ns, Name: "git"},
-		Data:       map[string][]byte{"username": []byte(gitSrv.Username()), "password": []byte(gitSrv.Password())},
-	})).To(Succeed())
-	Expect(k8s.Create(ctx, &v1alpha1.GitTarget{
-		ObjectMeta: metav1.ObjectMeta{Namespace: t.ns, Name: "history"},
-		Spec: v1alpha1.GitTargetSpec{
-			URL: url, Branch: "main", BasePath: "cluster",
-			SecretRef: &v1alpha1.LocalObjectReference{Name: "git"},
-			Commit:    v1alpha1.CommitSpec{CommitterName: "gitops-reverser", CommitterEmail: "bot@reverser.test", AuthorEmailDomain: "users.test"},
-			Sync:      v1alpha1.SyncSpec{PushInterval: metav1.Duration{Duration: 500 * time.Millisecond}, PushAfterCommits: 5, PullInterval: metav1.Duration{Duration: time.Minute}},
-			Batching:  v1alpha1.BatchingSpec{IdleTimeout: metav1.Duration{Duration: time.Second}, MaxChanges: 50, MaxAge: metav1.Duration{Duration: 10 * time.Second}},
-		},
-	})).To(Succeed())
-	Expect(k8s.Create(ctx, &v1alpha1.WatchRule{
-		ObjectMeta: metav1.ObjectMeta{Namespace: t.ns, Name: "record"},
-		Spec: v1alpha1.WatchRuleSpec{
-			TargetRef: v1alpha1.LocalObjectReference{Name: "history"},
-			RuleSpec:  v1alpha1.RuleSpec{Resources: []v1alpha1.ResourceSelector{{APIGroups: []string{""}, Resources: []string{"configmaps"}}}},
-		},
-	})).To(Succeed())
-	return t
+	t := e2ekit.NewTarget(ctx, k8s, gitSrv, e2ekit.TargetOptions{
+		Namespace: fmt.Sprintf("clientauth-%d", targetCount),
+		Resources: []v1alpha1.ResourceSelector{{APIGroups: []string{""}, Resources: []string{"configmaps"}}},
+	})
+	return target{ns: t.Namespace, repo: t.Repo, kit: t}
 }
 
 // waitActive waits until the rule is active and the API server's calls
@@ -249,52 +214,16 @@ func newTarget(ctx context.Context) target {
 // which it is only if the API server passed the client-certificate check.
 func (t target) waitActive(ctx context.Context) {
 	GinkgoHelper()
-	Eventually(func() string {
-		wr := &v1alpha1.WatchRule{}
-		if err := k8s.Get(ctx, client.ObjectKey{Namespace: t.ns, Name: "record"}, wr); err != nil {
-			return err.Error()
-		}
-		for _, c := range wr.Status.Conditions {
-			if c.Type == v1alpha1.ReadyCondition && c.ObservedGeneration == wr.Generation {
-				return string(c.Status) + "/" + c.Reason
-			}
-		}
-		return "no condition"
-	}).Should(Equal("True/RuleActive"))
-	Eventually(func() bool {
-		before := admissionRequests()
-		mustKubectl("", "-n", t.ns, "create", "configmap", "probe", "--from-literal=a=b", "--dry-run=server")
-		return admissionRequests() > before
-	}).Should(BeTrue())
+	t.kit.WaitRule(ctx, "True/RuleActive")
+	e2ekit.WaitWebhookCalled(kubectlBin(), t.ns, admissionRequests, true)
 }
 
-func (t target) path(name string) string {
-	return "cluster/" + t.ns + "/core/configmaps/" + name + ".yaml"
-}
+func (t target) path(name string) string { return t.kit.Path("", "configmaps", name) }
 
-func (t target) file(p string) string {
-	b, err := gitSrv.ReadFile(t.repo, "main", p)
-	if err != nil {
-		return ""
-	}
-	return string(b)
-}
+func (t target) file(p string) string { return t.kit.File(p) }
 
 // authorsOf lists the authors of the commits that changed p, newest first.
 func (t target) authorsOf(p string) []string {
 	GinkgoHelper()
-	var out []string
-	if _, ok := gitSrv.Head(t.repo, "main"); !ok {
-		return nil
-	}
-	for _, c := range gitSrv.Log(t.repo, "main") {
-		changed, err := gitSrv.ChangedFiles(t.repo, c.Hash)
-		Expect(err).NotTo(HaveOccurred())
-		for _, f := range changed {
-			if f == p {
-				out = append(out, c.AuthorName)
-			}
-		}
-	}
-	return out
+	return t.kit.AuthorsOf(p)
 }
