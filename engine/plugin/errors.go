@@ -168,3 +168,11 @@ func collectStringValues(data []byte, values map[string]struct{}) {
 	}
 	walk(doc)
 }
+
+// ReduceMessage reduces text a module produced (an error it reported, a
+// path the host refused) for a condition or a log line as a PluginFailed
+// error's text is reduced: its first line, at most 200 bytes, every string
+// value (at least 4 bytes) of the JSON objects replaced by "***".
+func ReduceMessage(text string, objects ...[]byte) string {
+	return reduceGuestMessage([]byte(text), objects...)
+}

@@ -205,6 +205,7 @@ var _ = Describe("WASM plugins", func() {
 		// The module's own text is kept, its first line, with the object's
 		// values (the ConfigMap's data among them) replaced by ***.
 		Entry("an error echoing the object", "sanitizer", "echo-error", "SanitizerFailed", `PluginFailed: \{.*"a":"\*\*\*"`),
+		Entry("a refused layout path made of the object", "layout", "echo-path", "LayoutFailed", `chose "\.\./\{.*\\"a\\":\\"\*\*\*\\"`),
 	)
 
 	It("refuses a module whose bytes do not match the pinned sha256", func() {
