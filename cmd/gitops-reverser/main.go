@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,6 +77,11 @@ func run(args []string) error {
 		return err
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	// The webhook's http.Server writes to the standard logger (controller-
+	// runtime has no option for its ErrorLog): count refused TLS handshakes
+	// and keep the lines structured.
+	log.SetFlags(0)
+	log.SetOutput(admission.StdlibLog{Log: ctrl.Log.WithName("webhook-server")})
 	if webhookService != "" {
 		ns, name, ok := strings.Cut(webhookService, "/")
 		if !ok || ns == "" || name == "" {

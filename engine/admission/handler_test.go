@@ -332,3 +332,33 @@ func TestHandler_Start_recordsPending(t *testing.T) {
 		})
 	}
 }
+
+// panickingRecorder panics when a pending change is added, standing in for
+// a bug in the worker's path.
+type panickingRecorder struct{ recorder }
+
+func (r *panickingRecorder) AddPending(change.Pending) { panic("bug") }
+
+func TestHandler_handleGuarded_panicTaintsAndReturns(t *testing.T) {
+	rec := &panickingRecorder{}
+	h, err := NewHandler(Options{Index: testIndex(), Recorder: rec, QueueSize: 2, QueueBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodPost, Path, strings.NewReader(reviewJSON(t, configMapRequest("UPDATE", false))))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusOK || len(h.queue) != 1 {
+		t.Fatalf("review answered %d with %d queued, want 200 and 1", w.Code, len(h.queue))
+	}
+	h.handleGuarded(<-h.queue) // must not panic
+	if n := len(rec.taintSnapshot()); n != 1 {
+		t.Errorf("%d taints after a worker panic, want 1 (the claim is lost, its write unknown)", n)
+	}
+	if n := h.bytes.Load(); n != 0 {
+		t.Errorf("%d body bytes still held after a worker panic", n)
+	}
+	if n := rec.queuedClaims(); n != 0 {
+		t.Errorf("%d claims still announced as queued after a worker panic", n)
+	}
+}

@@ -3,7 +3,9 @@ package admission
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"runtime/debug"
 	"strconv"
 	"sync"
 
@@ -52,13 +54,30 @@ func (h *Handler) Start(ctx context.Context) error {
 					return
 				case req := <-h.queue:
 					queueDepth.Dec()
-					h.handle(req)
+					h.handleGuarded(req)
 				}
 			}
 		}()
 	}
 	wg.Wait()
 	return nil
+}
+
+// handleGuarded is handle for the workers: a review that makes a worker
+// panic (a bug; FuzzHandler calls handle itself, so it still finds them)
+// loses its claim, and the process, which records every other change from
+// the watch, runs on. The panic's value is not logged, since it may quote
+// the review; its stack is.
+func (h *Handler) handleGuarded(req *request) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.taint(req.key, dropFailed)
+			h.opts.Log.Error(errors.New("admission worker panicked"), "admission request not recorded",
+				"resource", req.Resource.Resource, "namespace", req.Namespace, "name", req.Name,
+				"operation", req.Operation, "stack", string(debug.Stack()))
+		}
+	}()
+	h.handle(req)
 }
 
 // handle processes one queued request and gives its bytes back.
@@ -95,6 +114,12 @@ func (h *Handler) process(req *request) error {
 	old, err := decodeObject(req.OldObject)
 	if err != nil {
 		return fmt.Errorf("decoding oldObject: %w", err)
+	}
+	if obj == nil && op != v1alpha1.OperationDelete {
+		// The API server always sends the object it is about to write; a
+		// review without it is forged or broken (and a scale review would
+		// have no replicas to read).
+		return fmt.Errorf("%s request carries no object", op)
 	}
 	// The object whose labels the rules see: the new one, or for DELETE
 	// the one being deleted.

@@ -107,7 +107,9 @@ func layout(ctx context.Context, c change.Change, r *rules.Rule, target v1alpha1
 	p, err := transform.CleanPath(target.BasePath, chosen)
 	if err != nil {
 		return "", &moduleError{module: r.Layout.Name, reason: v1alpha1.ReasonLayoutFailed,
-			err: fmt.Errorf("layout %q chose %q: %w", r.Layout.Name, chosen, err)}
+			// The refused path (also quoted in err) is the module's text:
+			// no object value in it.
+			err: fmt.Errorf("layout %q chose %q: %s", r.Layout.Name, plugin.ReduceMessage(chosen, in), plugin.ReduceMessage(err.Error(), in))}
 	}
 	return p, nil
 }

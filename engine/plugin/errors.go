@@ -1,8 +1,13 @@
 package plugin
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
+	"unicode/utf8"
 )
 
 // Reason says why a plugin call or load failed, in a form fit for a
@@ -68,4 +73,106 @@ func ReasonOf(err error) Reason {
 
 func newError(module string, reason Reason, format string, args ...any) *PluginError {
 	return &PluginError{Module: module, Reason: reason, Err: fmt.Errorf(format, args...)}
+}
+
+const (
+	// maxGuestMessage bounds the guest's own error text kept in a
+	// PluginFailed error, in bytes.
+	maxGuestMessage = 200
+	// minScrubbedValue is the shortest string value of the input object
+	// that is removed from a guest's error text.
+	minScrubbedValue = 4
+	// scrubbedMarker replaces an object value in a guest's error text.
+	scrubbedMarker = "***"
+)
+
+// reduceGuestMessage turns the error text a module reported for one call
+// into what may reach a rule's condition and the log: its first line, with
+// every occurrence of a string value (at least minScrubbedValue bytes) of
+// the given JSON objects replaced by scrubbedMarker, cut to
+// maxGuestMessage bytes. A plugin author keeps a useful message; no value
+// of the object the module was given reaches a condition, whatever the
+// module echoes. objects are the inputs of the call (raw and as the module
+// saw them); one that is not valid JSON contributes nothing.
+func reduceGuestMessage(msg []byte, objects ...[]byte) string {
+	if i := bytes.IndexAny(msg, "\r\n"); i >= 0 {
+		msg = msg[:i]
+	}
+	text := strings.ToValidUTF8(string(msg), "\uFFFD")
+	values := map[string]struct{}{}
+	for _, object := range objects {
+		collectStringValues(object, values)
+	}
+	if len(values) > 0 && text != "" {
+		// Longest first, so a value containing another is removed whole.
+		sorted := make([]string, 0, len(values))
+		for v := range values {
+			sorted = append(sorted, v)
+		}
+		sort.Slice(sorted, func(i, j int) bool {
+			if len(sorted[i]) != len(sorted[j]) {
+				return len(sorted[i]) > len(sorted[j])
+			}
+			return sorted[i] < sorted[j]
+		})
+		for _, v := range sorted {
+			text = strings.ReplaceAll(text, v, scrubbedMarker)
+		}
+	}
+	if len(text) > maxGuestMessage {
+		cut := maxGuestMessage
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut] + "…"
+	}
+	return text
+}
+
+// collectStringValues adds every string leaf of the JSON document data
+// that is at least minScrubbedValue bytes long to values, both as decoded
+// and as JSON-escaped (the form a module echoing its raw input reports).
+func collectStringValues(data []byte, values map[string]struct{}) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return
+	}
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for _, e := range v {
+				walk(e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		case string:
+			if len(v) < minScrubbedValue {
+				return
+			}
+			values[v] = struct{}{}
+			for _, escapeHTML := range []bool{true, false} {
+				var buf bytes.Buffer
+				enc := json.NewEncoder(&buf)
+				enc.SetEscapeHTML(escapeHTML)
+				if enc.Encode(v) == nil {
+					// Encode writes "value"\n.
+					values[string(bytes.TrimSuffix(bytes.TrimSpace(buf.Bytes()), []byte(`"`))[1:])] = struct{}{}
+				}
+			}
+		}
+	}
+	walk(doc)
+}
+
+// ReduceMessage reduces text a module produced (an error it reported, a
+// path the host refused) for a condition or a log line as a PluginFailed
+// error's text is reduced: its first line, at most 200 bytes, every string
+// value (at least 4 bytes) of the JSON objects replaced by "***".
+func ReduceMessage(text string, objects ...[]byte) string {
+	return reduceGuestMessage([]byte(text), objects...)
 }

@@ -144,6 +144,7 @@ func validatePath(out []byte) error {
 // call builds the input envelope, runs export on a pooled instance and
 // validates the output.
 func (m *Module) call(ctx context.Context, export string, object, settings []byte, cc CallContext, validate func([]byte) error) ([]byte, error) {
+	raw := object
 	object, err := redactSecret(object, cc)
 	if err != nil {
 		return nil, err
@@ -164,6 +165,10 @@ func (m *Module) call(ctx context.Context, export string, object, settings []byt
 	}
 	// A plugin that reported an error returned normally: its instance is sound.
 	m.put(inst, perr == nil || perr.Reason == ReasonPluginFailed)
+	if perr != nil && perr.Reason == ReasonPluginFailed {
+		// The guest's own text reaches the rule's condition: no object value in it.
+		perr.Err = errors.New(reduceGuestMessage([]byte(perr.Err.Error()), raw, object))
+	}
 	if perr != nil {
 		return nil, perr
 	}

@@ -177,10 +177,13 @@ var _ = Describe("WASM plugins", func() {
 					r.Spec.Sanitizers = []v1alpha1.ModuleReference{ref}
 				}
 			})
-			mustKubectl("alice", "-n", f.ns, "create", "configmap", "victim", "--from-literal=a=b")
+			const value = "victim-value-Qx7"
+			mustKubectl("alice", "-n", f.ns, "create", "configmap", "victim", "--from-literal=a="+value)
 			Eventually(ruleCondition(ctx, f.ns)).Should(And(Not(BeNil()),
 				HaveField("Status", metav1.ConditionFalse), HaveField("Reason", reason),
 				HaveField("Message", And(ContainSubstring(`"hostile"`), MatchRegexp(detail)))))
+			// Whatever the module reports, no value of the object reaches the condition.
+			Expect(ruleCondition(ctx, f.ns)()).To(HaveField("Message", Not(ContainSubstring(value))))
 			waitWebhookCalled(f.ns, true)
 			for _, file := range gitSrv.ListFiles(f.repo, "main") {
 				Expect(file).NotTo(ContainSubstring("victim"))
@@ -199,6 +202,10 @@ var _ = Describe("WASM plugins", func() {
 		Entry("100 MB output", "sanitizer", "huge", "SanitizerFailed", "OutputTooLarge|Timeout"),
 		Entry("layout path ../../etc/passwd", "layout", "escape-path", "LayoutFailed", `etc/passwd`),
 		Entry("layout path .git/config", "layout", "git-path", "LayoutFailed", `\.git/config`),
+		// The module's own text is kept, its first line, with the object's
+		// values (the ConfigMap's data among them) replaced by ***.
+		Entry("an error echoing the object", "sanitizer", "echo-error", "SanitizerFailed", `PluginFailed: \{.*"a":"\*\*\*"`),
+		Entry("a refused layout path made of the object", "layout", "echo-path", "LayoutFailed", `chose "\.\./\{.*\\"a\\":\\"\*\*\*\\"`),
 	)
 
 	It("refuses a module whose bytes do not match the pinned sha256", func() {

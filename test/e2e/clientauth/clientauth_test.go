@@ -55,6 +55,7 @@ var _ = Describe("Webhook client authentication", Ordered, func() {
 		wrongCrt, wrongKey := otherCA.clientCert(dir, "wrong-ca", clientCN)
 		wrongCNCrt, wrongCNKey := clientCA.clientCert(dir, "wrong-cn", "mallory")
 		before = admissionRequests()
+		refusedBefore := handshakeErrors()
 		for name, certs := range map[string][]tls.Certificate{
 			"no client certificate":         nil,
 			"a certificate from another CA": tlsCert(wrongCrt, wrongKey),
@@ -74,8 +75,10 @@ var _ = Describe("Webhook client authentication", Ordered, func() {
 		}
 		Expect(err).To(HaveOccurred())
 		Expect(err.Error()).To(ContainSubstring("certificate required"))
-		// The manager counted no request from the forger.
+		// The manager counted no request from the forger, and every refusal
+		// as a failed handshake (three POSTs and the bare dial).
 		Consistently(admissionRequests, 2*time.Second).Should(Equal(before))
+		Eventually(handshakeErrors).Should(BeNumerically(">=", refusedBefore+4))
 
 		// alice makes the write mallory claimed: the commit names alice.
 		mustKubectl("alice", "-n", t.ns, "create", "configmap", "forged", "--from-literal=k=real")
@@ -140,8 +143,17 @@ func post(roots *x509.CertPool, certs []tls.Certificate, body []byte) (string, e
 
 // admissionRequests sums gitops_reverser_admission_requests_total over its
 // results on the manager's /metrics endpoint; -1 when it cannot be read.
-func admissionRequests() float64 {
-	v, err := e2ekit.Metric(mgr.MetricsAddr, "gitops_reverser_admission_requests_total")
+func admissionRequests() float64 { return metricSum("gitops_reverser_admission_requests_total") }
+
+// handshakeErrors reads the manager's count of failed webhook TLS handshakes.
+func handshakeErrors() float64 {
+	return metricSum("gitops_reverser_webhook_tls_handshake_errors_total")
+}
+
+// metricSum reads the manager's metric name, summed over its labels; -1
+// when the endpoint cannot be read.
+func metricSum(name string) float64 {
+	v, err := e2ekit.Metric(mgr.MetricsAddr, name)
 	if err != nil {
 		return -1
 	}

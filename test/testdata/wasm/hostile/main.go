@@ -77,6 +77,8 @@ func hostileLayout(object, raw []byte) (string, error) {
 		return "../../etc/passwd", nil
 	case "git-path":
 		return ".git/config", nil
+	case "echo-path": // a refused path made of the object it got
+		return "../" + string(object), nil
 	case "empty":
 		return "", nil
 	}
