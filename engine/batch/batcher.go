@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
@@ -304,6 +305,32 @@ func (b *Batcher) Forget(key types.NamespacedName) {
 	select {
 	case w.forget <- struct{}{}:
 	default: // one is pending already
+	}
+}
+
+// ReconcileResources asks for a reconcile of every target with a rule on
+// one of the resources: the watch missed their events for a moment (an
+// informer was replaced). It never blocks; it is safe to call from any
+// goroutine.
+func (b *Batcher) ReconcileResources(resources []schema.GroupResource) {
+	if b.opts.Index == nil {
+		return
+	}
+	gap := map[schema.GroupResource]bool{}
+	for _, gr := range resources {
+		gap[gr] = true
+	}
+	b.askedMu.Lock()
+	defer b.askedMu.Unlock()
+	for _, r := range b.opts.Index.Rules() {
+		for _, res := range r.Resources {
+			if gap[res.GVR.GroupResource()] {
+				if b.asked == nil {
+					b.asked = map[types.NamespacedName]bool{}
+				}
+				b.asked[r.Target] = true
+			}
+		}
 	}
 }
 

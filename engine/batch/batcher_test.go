@@ -174,3 +174,23 @@ func TestBatcher_stage_leavesChangesBeforeTheRuleToItsSnapshot(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestBatcher_ReconcileResources_asksTargetsOfTheResource: a gap in the
+// watch of configmaps asks for a reconcile of the targets that record
+// configmaps, not of the others.
+func TestBatcher_ReconcileResources_asksTargetsOfTheResource(t *testing.T) {
+	ix := rules.NewIndex()
+	cms := types.NamespacedName{Namespace: "a", Name: "cms"}
+	secrets := types.NamespacedName{Namespace: "b", Name: "secrets"}
+	ix.Upsert(&rules.Rule{Key: rules.Key{Kind: rules.KindWatchRule, Namespace: "a", Name: "r"}, Namespace: "a", Target: cms,
+		Resources: []rules.Resource{{GVR: schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}, Namespaced: true}}})
+	ix.Upsert(&rules.Rule{Key: rules.Key{Kind: rules.KindWatchRule, Namespace: "b", Name: "r"}, Namespace: "b", Target: secrets,
+		Resources: []rules.Resource{{GVR: schema.GroupVersionResource{Version: "v1", Resource: "secrets"}, Namespaced: true}}})
+	b := New(Options{Index: ix})
+	b.ReconcileResources([]schema.GroupResource{{Resource: "configmaps"}})
+	b.askedMu.Lock()
+	defer b.askedMu.Unlock()
+	if !b.asked[cms] || b.asked[secrets] || len(b.asked) != 1 {
+		t.Fatalf("asked = %v, want only %s", b.asked, cms)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -45,6 +46,11 @@ type Options struct {
 	// NamespaceLabels returns a namespace's labels for ClusterWatchRules
 	// with a namespace selector.
 	NamespaceLabels rules.NamespaceLabeler
+	// OnGap is told the resources whose informers were replaced (a
+	// namespace's by the cluster-wide one, or back): events between the
+	// old informer's stop and the new one's list are not seen, so the
+	// caller reconciles the targets that record them. Nil ignores gaps.
+	OnGap func(resources []schema.GroupResource)
 	// Grace is DefaultGrace when 0.
 	Grace time.Duration
 	// MaxWaiting is DefaultMaxWaiting when 0; beyond it an event is
@@ -229,10 +235,12 @@ func (w *Watcher) syncInformers(ctx context.Context) {
 	// Stop what is no longer wanted first: an informer that overlapped
 	// its replacement (a namespace's and the cluster-wide one) would hand
 	// on its events twice. Changes in the gap are the full reconcile's.
+	stopped := map[schema.GroupResource]bool{}
 	for key, ri := range w.informers {
 		if gvr, ok := want[key]; !ok || gvr != ri.gvr {
 			ri.cancel()
 			delete(w.informers, key)
+			stopped[key.resource] = true
 			w.opts.Log.V(1).Info("stopped watching", "resource", ri.gvr.String(), "namespace", key.namespace)
 		}
 	}
@@ -261,6 +269,21 @@ func (w *Watcher) syncInformers(ctx context.Context) {
 		w.opts.Log.V(1).Info("watching", "resource", gvr.String(), "namespace", key.namespace)
 	}
 	w.syncNamespaceInformer(ctx)
+	// A resource still watched after one of its informers stopped went
+	// through a gap: tell the caller, whose reconcile (after the new
+	// informers' lists) catches up what happened in it.
+	var gaps []schema.GroupResource
+	for key := range w.informers {
+		if stopped[key.resource] {
+			gaps = append(gaps, key.resource)
+			delete(stopped, key.resource)
+		}
+	}
+	if len(gaps) > 0 && w.opts.OnGap != nil {
+		sort.Slice(gaps, func(i, j int) bool { return gaps[i].String() < gaps[j].String() })
+		w.opts.Log.V(1).Info("informers replaced; the targets recording them are reconciled", "resources", fmt.Sprint(gaps))
+		w.opts.OnGap(gaps)
+	}
 }
 
 // namespacesGVR is the resource of Namespaces.

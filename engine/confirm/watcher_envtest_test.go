@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
+	"sync"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -73,7 +75,19 @@ func TestWatcher_Start_namespacedRuleCachesOnlyItsNamespace(t *testing.T) {
 		Namespace: "mine",
 		Resources: []rules.Resource{{GVR: configMaps, Namespaced: true}},
 	})
-	w, err := NewWatcher(Options{Client: dyn, Index: ix, Store: NewStore(StoreOptions{}), Sink: &recordingSink{}})
+	var gapMu sync.Mutex
+	var gaps []string
+	w, err := NewWatcher(Options{Client: dyn, Index: ix, Store: NewStore(StoreOptions{}), Sink: &recordingSink{},
+		OnGap: func(grs []schema.GroupResource) {
+			gapMu.Lock()
+			defer gapMu.Unlock()
+			gaps = append(gaps, fmt.Sprint(grs))
+		}})
+	gapsSoFar := func() string {
+		gapMu.Lock()
+		defer gapMu.Unlock()
+		return strings.Join(gaps, ";")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +107,9 @@ func TestWatcher_Start_namespacedRuleCachesOnlyItsNamespace(t *testing.T) {
 	if fmt.Sprint(watched) != "[mine]" || fmt.Sprint(counts) != "map[mine:2]" {
 		t.Fatalf("a WatchRule in mine: informers %q hold %v, want [mine] holding map[mine:2]", watched, counts)
 	}
+	if g := gapsSoFar(); g != "" {
+		t.Fatalf("gaps reported before any informer was replaced: %s", g)
+	}
 
 	cluster := rules.Key{Kind: rules.KindClusterWatchRule, Name: "c"}
 	ix.Upsert(&rules.Rule{Key: cluster, Resources: []rules.Resource{{GVR: configMaps, Namespaced: true}}})
@@ -103,12 +120,20 @@ func TestWatcher_Start_namespacedRuleCachesOnlyItsNamespace(t *testing.T) {
 	if counts, _ := cachedByNamespace(w); counts["others"] != 3 || counts["mine"] != 2 {
 		t.Fatalf("the cluster-wide informer holds %v, want others:3 and mine:2 among them", counts)
 	}
+	// The namespace's informer stopped before the cluster-wide one
+	// listed: the gap is reported for the reconcile to catch up.
+	if g := gapsSoFar(); g != "[configmaps]" {
+		t.Fatalf("gaps = %q, want one for configmaps", g)
+	}
 
 	ix.Delete(cluster)
 	eventually(t, "back to the namespaced informer", func() bool {
 		counts, watched := cachedByNamespace(w)
 		return w.Synced() && fmt.Sprint(watched) == "[mine]" && fmt.Sprint(counts) == "map[mine:2]"
 	})
+	if g := gapsSoFar(); g != "[configmaps];[configmaps]" {
+		t.Fatalf("gaps = %q, want a second one for configmaps", g)
+	}
 }
 
 // TestWantedInformers_cases: one informer per resource and namespace, or

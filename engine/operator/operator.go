@@ -219,7 +219,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 	}
 	watcher, err := confirm.NewWatcher(confirm.Options{
 		Client: dyn, Index: op.Index, Store: store, Sink: batcher,
-		NamespaceLabels: nsLabels, Grace: opts.ConfirmGrace, Log: log.WithName("confirm"),
+		NamespaceLabels: nsLabels, Grace: opts.ConfirmGrace, OnGap: batcher.ReconcileResources, Log: log.WithName("confirm"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the watcher: %w", err)
