@@ -93,6 +93,12 @@ type Host struct {
 	// flips between two digests) does not pay for compilation again.
 	released []releasedModule
 	closed   bool
+
+	// running is held for reading by every Load and call that may run
+	// guest code, and for writing by Close: wazero's runtime must not be
+	// closed under a running guest (a call racing the manager's shutdown).
+	// Calls are bounded by their deadlines, so Close waits at most that.
+	running sync.RWMutex
 }
 
 // maxReleased bounds how many released compiled modules are kept.
@@ -151,8 +157,11 @@ func NewHost(ctx context.Context, opts Options) (*Host, error) {
 	return &Host{opts: opts, runtime: rt, cache: cache, modules: map[string]*loadEntry{}}, nil
 }
 
-// Close stops every module and releases the runtime. Calls in flight fail.
+// Close stops every module and releases the runtime. It waits for the
+// calls in flight (each bounded by its deadline); later calls fail.
 func (h *Host) Close(ctx context.Context) error {
+	h.running.Lock()
+	defer h.running.Unlock()
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -184,6 +193,8 @@ func (h *Host) Close(ctx context.Context) error {
 // version, and returns the shared Module with one warm instance. Every
 // successful Load must be paired with Module.Release.
 func (h *Host) Load(ctx context.Context, wasm []byte, expectedSHA256 string) (*Module, error) {
+	h.running.RLock()
+	defer h.running.RUnlock()
 	want := strings.ToLower(strings.TrimPrefix(strings.TrimSpace(expectedSHA256), "sha256:"))
 	sum := sha256.Sum256(wasm)
 	digest := hex.EncodeToString(sum[:])

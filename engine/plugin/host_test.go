@@ -445,3 +445,43 @@ func TestHost_Close_failsLaterCalls(t *testing.T) {
 	_, err = h.Load(context.Background(), wasm, digestOf(wasm))
 	wantReason(t, err, ReasonClosed)
 }
+
+// TestHost_Close_waitsForCallsInFlight: the manager stops (Close) while a
+// call runs a guest that loops until its deadline. Close waits for it
+// instead of closing the runtime under the running guest (the race
+// detector caught that at a suite's teardown); the call ends with its own
+// timeout, and later calls fail as closed.
+func TestHost_Close_waitsForCallsInFlight(t *testing.T) {
+	h, err := NewHost(context.Background(), Options{CallTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm := tinyModule(1, body(instrLoopForever, instrUnreachable))
+	m, err := h.Load(context.Background(), wasm, digestOf(wasm))
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	callErr := make(chan error, 1)
+	go func() {
+		close(started)
+		_, err := m.Sanitize(context.Background(), []byte(`{}`), nil, CallContext{})
+		callErr <- err
+	}()
+	<-started
+	time.Sleep(50 * time.Millisecond) // the call is in the guest's loop
+	if err := h.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case err := <-callErr:
+		var pe *PluginError
+		if !errors.As(err, &pe) || (pe.Reason != ReasonTimeout && pe.Reason != ReasonClosed) {
+			t.Fatalf("the call in flight ended with %v, want its timeout (or closed, had Close come first)", err)
+		}
+	default:
+		t.Fatal("Close returned while the call was still running")
+	}
+	_, err = m.Sanitize(context.Background(), []byte(`{}`), nil, CallContext{})
+	wantReason(t, err, ReasonClosed)
+}

@@ -144,6 +144,8 @@ func validatePath(out []byte) error {
 // call builds the input envelope, runs export on a pooled instance and
 // validates the output.
 func (m *Module) call(ctx context.Context, export string, object, settings []byte, cc CallContext, validate func([]byte) error) ([]byte, error) {
+	m.host.running.RLock()
+	defer m.host.running.RUnlock()
 	raw := object
 	object, err := redactSecret(object, cc)
 	if err != nil {
