@@ -166,10 +166,37 @@ func (k testKey) verifyCommit(repo, hash string) (string, error) {
 	return string(out), err
 }
 
+// openSigned opens a writer that signs with signer on a new bare remote
+// (its clone in dir; "" keeps it in memory).
+func openSigned(t *testing.T, signer Signer, dir string) (*Writer, string) {
+	t.Helper()
+	remote := newBareRemote(t)
+	w, err := Open(context.Background(), Config{URL: remote, Branch: "main", Dir: dir, Committer: testCommitter(), Signer: signer})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = w.Close() })
+	return w, remote
+}
+
+// commitAndPush commits alice's first file and pushes it; it returns the
+// commit's hash.
+func commitAndPush(t *testing.T, w *Writer) string {
+	t.Helper()
+	h := commitFiles(t, w, "alice", "first", map[string]string{"a.yaml": "a: 1\n"})
+	if _, err := w.Push(context.Background()); err != nil {
+		t.Fatalf("Push: %v", err)
+	}
+	return h
+}
+
+// requireTool fails the test when a verifying tool is missing: as for the
+// control-plane binaries, a missing tool is a failure, never a skip
+// (.ci/run installs gnupg and openssh-client).
 func requireTool(tb testing.TB, name string) {
 	tb.Helper()
 	if _, err := exec.LookPath(name); err != nil {
-		tb.Skipf("%s not installed", name)
+		tb.Fatalf("%s is needed to verify signatures (apt-get install gnupg openssh-client, as .ci/run does): %v", name, err)
 	}
 }
 
@@ -272,19 +299,8 @@ func TestWriter_Push_signedCommitsVerify(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseSigningKey: %v", err)
 			}
-			remote := newBareRemote(t)
-			w, err := Open(context.Background(), Config{
-				URL: remote, Branch: "main", Dir: t.TempDir(), Committer: testCommitter(), Signer: signer,
-			})
-			if err != nil {
-				t.Fatalf("Open: %v", err)
-			}
-			t.Cleanup(func() { _ = w.Close() })
-
-			commitFiles(t, w, "alice", "first", map[string]string{"a.yaml": "a: 1\n"})
-			if _, err := w.Push(context.Background()); err != nil {
-				t.Fatalf("Push: %v", err)
-			}
+			w, remote := openSigned(t, signer, t.TempDir())
+			commitAndPush(t, w)
 			human := humanClone(t, remote)
 			humanHash := humanCommitAndPush(t, human, "human edit", map[string]string{"h.yaml": "h: 1\n"})
 			commitFiles(t, w, "bob", "second", map[string]string{"b.yaml": "b: 1\n"})
@@ -318,10 +334,7 @@ func TestWriter_Commit_unsignedWithoutSigner(t *testing.T) {
 	k := newSSHKey(t, "ed25519", "")
 	remote := newBareRemote(t)
 	w := openWriter(t, remote, t.TempDir())
-	h := commitFiles(t, w, "alice", "first", map[string]string{"a.yaml": "a: 1\n"})
-	if _, err := w.Push(context.Background()); err != nil {
-		t.Fatalf("Push: %v", err)
-	}
+	h := commitAndPush(t, w)
 	if raw := runGit(t, remote, "cat-file", "commit", h); strings.Contains(raw, "gpgsig") {
 		t.Errorf("commit has a signature header without a signer:\n%s", raw)
 	}
@@ -337,16 +350,8 @@ func TestWriter_Commit_otherKeyDoesNotVerify(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ParseSigningKey: %v", err)
 	}
-	remote := newBareRemote(t)
-	w, err := Open(context.Background(), Config{URL: remote, Branch: "main", Committer: testCommitter(), Signer: signer})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { _ = w.Close() })
-	h := commitFiles(t, w, "alice", "first", map[string]string{"a.yaml": "a: 1\n"})
-	if _, err := w.Push(context.Background()); err != nil {
-		t.Fatalf("Push: %v", err)
-	}
+	w, remote := openSigned(t, signer, "")
+	h := commitAndPush(t, w)
 	if out, err := ours.verifyCommit(remote, h); err != nil {
 		t.Fatalf("git verify-commit with our key: %v\n%s", err, out)
 	}
@@ -485,16 +490,8 @@ func TestWriter_Push_toolMadeKeysVerify(t *testing.T) {
 			if err != nil {
 				t.Fatalf("SignerFromSecret: %v", err)
 			}
-			remote := newBareRemote(t)
-			w, err := Open(context.Background(), Config{URL: remote, Branch: "main", Committer: testCommitter(), Signer: signer})
-			if err != nil {
-				t.Fatalf("Open: %v", err)
-			}
-			t.Cleanup(func() { _ = w.Close() })
-			h := commitFiles(t, w, "alice", "first", map[string]string{"a.yaml": "a: 1\n"})
-			if _, err := w.Push(context.Background()); err != nil {
-				t.Fatalf("Push: %v", err)
-			}
+			w, remote := openSigned(t, signer, "")
+			h := commitAndPush(t, w)
 			if out, err := k.verifyCommit(remote, h); err != nil {
 				t.Errorf("git verify-commit: %v\n%s", err, out)
 			}
