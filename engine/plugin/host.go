@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -99,6 +100,9 @@ type Host struct {
 	// closed under a running guest (a call racing the manager's shutdown).
 	// Calls are bounded by their deadlines, so Close waits at most that.
 	running sync.RWMutex
+	// inFlight counts the calls holding running; it is zero whenever
+	// Close holds running (what the tests check Close against).
+	inFlight atomic.Int64
 }
 
 // maxReleased bounds how many released compiled modules are kept.

@@ -146,6 +146,8 @@ func validatePath(out []byte) error {
 func (m *Module) call(ctx context.Context, export string, object, settings []byte, cc CallContext, validate func([]byte) error) ([]byte, error) {
 	m.host.running.RLock()
 	defer m.host.running.RUnlock()
+	m.host.inFlight.Add(1)
+	defer m.host.inFlight.Add(-1) // runs before RUnlock: Close sees 0
 	raw := object
 	object, err := redactSecret(object, cc)
 	if err != nil {
