@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
-	"github.com/gitops-reverser/gitops-reverser/engine/change"
 	"github.com/gitops-reverser/gitops-reverser/engine/gitstore"
 	"github.com/gitops-reverser/gitops-reverser/engine/reconcile"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
@@ -400,9 +399,7 @@ var errBreakerOpen = errors.New("module breaker open")
 // module breaker, the sanitizers and the layout.
 func (b *Batcher) reconcileRender(t *target, now time.Time) reconcile.RenderFunc {
 	return func(ctx context.Context, r *rules.Rule, gvr schema.GroupVersionResource, obj *unstructured.Unstructured) (string, []byte, error) {
-		c := change.Change{Operation: v1alpha1.OperationCreate, Resource: gvr, Namespace: obj.GetNamespace(),
-			Name: obj.GetName(), UID: obj.GetUID(), ResourceVersion: obj.GetResourceVersion(), Object: obj,
-			User: change.User{Username: ReconcileUser}, Rules: []*rules.Rule{r}, Observed: now}
+		c := ReconcileChange(r, gvr, obj, now)
 		if r.Policy != nil {
 			pd := policyDecider{c: c}
 			// A policy that cannot evaluate fails open, as for a change.
