@@ -1,18 +1,17 @@
-// Command reverser is the user's tool for gitops-reverser. It uploads WASM
-// plugin modules to the cluster or to an OCI registry and prints the source
-// to paste into a WatchRule:
+// Command reverser is the user's tool for gitops-reverser:
 //
-//	reverser plugin push FILE.wasm --name NAME [--namespace NS] [--kubeconfig PATH] [--key KEY] [--secret]
-//	reverser plugin push FILE.wasm --oci oci://registry/repository:tag [--insecure]
-//	reverser plugin digest FILE.wasm
+//	reverser eval      run one object through a rule offline (policy, sanitizers, layout)
+//	reverser snapshot  write what rules select in a live cluster to a directory or Git, once
+//	reverser plugin push|digest  upload WASM modules, print their sha256
+//	reverser version   print the version
+//	reverser completion bash|zsh|fish|powershell
 //
-// See docs/plugins.md, "Uploading modules".
+// See docs/cli.md.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -21,24 +20,15 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 )
-
-const usage = `Usage:
-  reverser plugin push FILE.wasm --name NAME [--namespace NS] [--kubeconfig PATH] [--key KEY] [--secret]
-      Gzip the module and store it in ConfigMap NAME (or Secret NAME with --secret),
-      split over further objects when it is larger than 900 KiB compressed.
-  reverser plugin push FILE.wasm --oci oci://REGISTRY/REPOSITORY:TAG [--insecure]
-      Push the module as a single-layer OCI artifact (credentials from ~/.docker/config.json).
-  reverser plugin digest FILE.wasm
-      Print the module's sha256.
-
-Both push forms print the source to paste into a rule's module entry.
-`
 
 // exitUsage is the exit code for bad command lines.
 const exitUsage = 2
@@ -52,6 +42,10 @@ type cli struct {
 	newClient func(kubeconfig string) (client.Client, string, error)
 	// ociOptions are added to every registry call.
 	ociOptions []remote.Option
+	// restConfig returns the REST config of kubeconfig (snapshot).
+	restConfig func(kubeconfig string) (*rest.Config, error)
+	// isTerminal reports whether stdout is a terminal (progress display).
+	isTerminal func() bool
 }
 
 func main() {
@@ -61,6 +55,8 @@ func main() {
 		stderr:     os.Stderr,
 		newClient:  kubeClient,
 		ociOptions: []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)},
+		restConfig: restConfig,
+		isTerminal: func() bool { return term.IsTerminal(int(os.Stdout.Fd())) },
 	}
 	code := c.run(ctx, os.Args[1:])
 	stop()
@@ -69,32 +65,17 @@ func main() {
 
 // run executes one command line and returns the process exit code.
 func (c *cli) run(ctx context.Context, args []string) int {
-	if len(args) < 2 || args[0] != "plugin" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			_, _ = fmt.Fprint(c.stdout, usage)
-			return 0
-		}
-		_, _ = fmt.Fprint(c.stderr, usage)
-		return exitUsage
-	}
-	var err error
-	switch args[1] {
-	case "push":
-		err = c.pluginPush(ctx, args[2:])
-	case "digest":
-		err = c.pluginDigest(args[2:])
-	default:
-		err = usageError{fmt.Errorf("unknown command %q", "plugin "+args[1])}
-	}
+	root := c.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(c.stdout)
+	root.SetErr(c.stderr)
+	err := root.ExecuteContext(ctx)
 	var ue usageError
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, flag.ErrHelp):
-		_, _ = fmt.Fprint(c.stdout, usage)
-		return 0
 	case errors.As(err, &ue):
-		_, _ = fmt.Fprintf(c.stderr, "reverser: %v\n\n%s", err, usage)
+		_, _ = fmt.Fprintf(c.stderr, "reverser: %v\nRun 'reverser --help' for usage.\n", err)
 		return exitUsage
 	default:
 		_, _ = fmt.Fprintf(c.stderr, "reverser: %v\n", err)
@@ -108,61 +89,126 @@ type usageError struct{ error }
 // Unwrap returns the underlying error.
 func (e usageError) Unwrap() error { return e.error }
 
-func (c *cli) pluginDigest(args []string) error {
-	fs := flag.NewFlagSet("reverser plugin digest", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	files, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
+// rootCommand builds the command tree; a fresh one per run, so tests can
+// run commands in-process.
+func (c *cli) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "reverser",
+		Short: "The user's tool for gitops-reverser",
+		Long: `reverser tries rules offline, captures a cluster into Git once, and uploads
+WASM plugin modules. See docs/cli.md.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unknown command %q", args[0])}
+			}
+			return nil
+		},
+		// A bare "reverser" prints help and fails, as a usage error.
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, _ = fmt.Fprint(cmd.ErrOrStderr(), cmd.UsageString())
+			return usageError{errors.New("no command given")}
+		},
 	}
-	if len(files) != 1 {
-		return usageError{errors.New("plugin digest takes exactly one FILE.wasm")}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	plugin := &cobra.Command{
+		Use:   "plugin",
+		Short: "Upload WASM plugin modules and print their digest",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unknown command %q", "plugin "+args[0])}
+			}
+			_, _ = fmt.Fprint(cmd.ErrOrStderr(), cmd.UsageString())
+			return usageError{errors.New("plugin needs a command: push or digest")}
+		},
+		Args: cobra.ArbitraryArgs,
 	}
-	wasm, err := os.ReadFile(files[0])
-	if err != nil {
-		return fmt.Errorf("reading module: %w", err)
-	}
-	_, err = fmt.Fprintln(c.stdout, sha256Hex(wasm))
-	return err
+	plugin.AddCommand(c.pluginPushCommand(), c.pluginDigestCommand())
+	root.AddCommand(plugin, c.evalCommand(), c.snapshotCommand(), c.versionCommand())
+	return root
 }
 
-func (c *cli) pluginPush(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("reverser plugin push", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+func (c *cli) pluginDigestCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "digest FILE.wasm",
+		Short: "Print the module's sha256",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{errors.New("plugin digest takes exactly one FILE.wasm")}
+			}
+			return nil
+		},
+		ValidArgsFunction: wasmFiles,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			wasm, err := os.ReadFile(args[0])
+			if err != nil {
+				return fmt.Errorf("reading module: %w", err)
+			}
+			_, err = fmt.Fprintln(cmd.OutOrStdout(), sha256Hex(wasm))
+			return err
+		},
+	}
+}
+
+// wasmFiles completes .wasm file names.
+func wasmFiles(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return []string{"wasm"}, cobra.ShellCompDirectiveFilterFileExt
+}
+
+func (c *cli) pluginPushCommand() *cobra.Command {
 	var (
 		p          clusterPush
 		kubeconfig string
 		ociRef     string
 		insecure   bool
 	)
-	fs.StringVar(&p.Name, "name", "", "ConfigMap or Secret name (also the module label value)")
-	fs.StringVar(&p.Namespace, "namespace", "", "namespace; default: the kubeconfig context's")
-	fs.StringVar(&p.Key, "key", defaultPushKey, "key that holds the gzipped module")
-	fs.BoolVar(&p.Secret, "secret", false, "store the module in a Secret instead of a ConfigMap")
-	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file; default: $KUBECONFIG or ~/.kube/config")
-	fs.StringVar(&ociRef, "oci", "", "push to this OCI reference (oci://registry/repository:tag) instead of the cluster")
-	fs.BoolVar(&insecure, "insecure", false, "with --oci: talk plain HTTP to the registry")
-	files, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
+	cmd := &cobra.Command{
+		Use:   "push FILE.wasm (--name NAME | --oci oci://REGISTRY/REPOSITORY:TAG)",
+		Short: "Upload a module to the cluster or an OCI registry",
+		Long: `Gzip the module and store it in ConfigMap NAME (or Secret NAME with --secret),
+split over further objects when it is larger than 900 KiB compressed; or push
+it as a single-layer OCI artifact (credentials from ~/.docker/config.json).
+Both forms print the source to paste into a rule's module entry.`,
+		Example: `  reverser plugin push strip.wasm --name strip --namespace team-a
+  reverser plugin push strip.wasm --oci oci://ghcr.io/me/strip:v1`,
+		ValidArgsFunction: wasmFiles,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{errors.New("plugin push takes exactly one FILE.wasm")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case ociRef != "" && (p.Name != "" || p.Secret || p.Namespace != "" || kubeconfig != ""):
+				return usageError{errors.New("--oci cannot be combined with --name, --namespace, --kubeconfig or --secret")}
+			case ociRef == "" && p.Name == "":
+				return usageError{errors.New("plugin push needs --name (or --oci)")}
+			case ociRef == "" && insecure:
+				return usageError{errors.New("--insecure only applies to --oci")}
+			}
+			return c.pluginPush(cmd.Context(), args[0], p, kubeconfig, ociRef, insecure)
+		},
 	}
-	if len(files) != 1 {
-		return usageError{errors.New("plugin push takes exactly one FILE.wasm")}
-	}
-	switch {
-	case ociRef != "" && (p.Name != "" || p.Secret || p.Namespace != "" || kubeconfig != ""):
-		return usageError{errors.New("--oci cannot be combined with --name, --namespace, --kubeconfig or --secret")}
-	case ociRef == "" && p.Name == "":
-		return usageError{errors.New("plugin push needs --name (or --oci)")}
-	case ociRef == "" && insecure:
-		return usageError{errors.New("--insecure only applies to --oci")}
-	}
-	wasm, err := os.ReadFile(files[0])
+	f := cmd.Flags()
+	f.StringVar(&p.Name, "name", "", "ConfigMap or Secret name (also the module label value)")
+	f.StringVar(&p.Namespace, "namespace", "", "namespace; default: the kubeconfig context's")
+	f.StringVar(&p.Key, "key", defaultPushKey, "key that holds the gzipped module")
+	f.BoolVar(&p.Secret, "secret", false, "store the module in a Secret instead of a ConfigMap")
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file; default: $KUBECONFIG or ~/.kube/config")
+	f.StringVar(&ociRef, "oci", "", "push to this OCI reference (oci://registry/repository:tag) instead of the cluster")
+	f.BoolVar(&insecure, "insecure", false, "with --oci: talk plain HTTP to the registry")
+	return cmd
+}
+
+func (c *cli) pluginPush(ctx context.Context, file string, p clusterPush, kubeconfig, ociRef string, insecure bool) error {
+	wasm, err := os.ReadFile(file)
 	if err != nil {
 		return fmt.Errorf("reading module: %w", err)
 	}
 	if !strings.HasPrefix(string(wasm[:min(len(wasm), 4)]), "\x00asm") {
-		return fmt.Errorf("%s is not a WebAssembly module (no \\0asm header)", files[0])
+		return fmt.Errorf("%s is not a WebAssembly module (no \\0asm header)", file)
 	}
 
 	if ociRef != "" {
@@ -206,26 +252,6 @@ func (c *cli) printSnippet(src v1alpha1.ModuleSource) error {
 	return err
 }
 
-// parseInterleaved parses flags that may follow positional arguments
-// ("push FILE --name x"), which flag.Parse alone stops at.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageError{err}
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return positional, nil
-		}
-		positional = append(positional, args[0])
-		args = args[1:]
-	}
-}
-
 // kubeClient builds a client from kubeconfig with the usual loading rules
 // ($KUBECONFIG, ~/.kube/config, in-cluster) and returns the current
 // context's namespace.
@@ -246,4 +272,15 @@ func kubeClient(kubeconfig string) (client.Client, string, error) {
 		return nil, "", fmt.Errorf("building Kubernetes client: %w", err)
 	}
 	return c, ns, nil
+}
+
+// restConfig loads kubeconfig with the usual loading rules.
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	return cfg, nil
 }
