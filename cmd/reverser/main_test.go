@@ -25,7 +25,6 @@ import (
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/plugin"
-	"github.com/gitops-reverser/gitops-reverser/test/controlplane"
 )
 
 const testNS = "team-a"
@@ -390,15 +389,7 @@ func TestCLI_run_rejects(t *testing.T) {
 // TestCLI_run_realAPIServer pushes through a kubeconfig to a real
 // kube-apiserver, whose object size limit the chunking exists for.
 func TestCLI_run_realAPIServer(t *testing.T) {
-	env, err := controlplane.Start()
-	if err != nil {
-		t.Fatalf("control plane: %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := env.WriteKubeconfig(kubeconfig); err != nil {
-		t.Fatal(err)
-	}
+	env, kubeconfig := sharedControlPlane(t)
 	c, err := client.New(env.Config, client.Options{})
 	if err != nil {
 		t.Fatalf("client: %v", err)
