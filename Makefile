@@ -15,6 +15,10 @@ HELM_VERSION ?= v3.22.0
 HELM ?= $(BIN)/helm-$(HELM_VERSION)
 IMG ?= ghcr.io/gitops-reverser/gitops-reverser:dev
 GO_TEST_FLAGS ?= -race -count=1 -timeout 25m
+# The version and commit `reverser version` prints.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+REVERSER_LDFLAGS ?= -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 export KUBEBUILDER_ASSETS ?= $(K8S_BIN)
 
 .PHONY: all
@@ -87,8 +91,12 @@ plugins: ## Build the example WASM plugins into bin/plugins (skips up-to-date on
 	bash plugins/build.sh $(BIN)/plugins
 
 .PHONY: build
-build: ## Build the manager binary.
+build: reverser ## Build the manager binary and the reverser CLI.
 	go build -o $(BIN)/gitops-reverser ./cmd/gitops-reverser
+
+.PHONY: reverser
+reverser: ## Build the reverser CLI into bin/reverser, with its version and commit.
+	go build -ldflags "$(REVERSER_LDFLAGS)" -o $(BIN)/reverser ./cmd/reverser
 
 .PHONY: run
 run: controlplane ## Run against the current kubeconfig, or a local control plane and Git repo.
