@@ -258,7 +258,7 @@ func (l *Loader) policy(key rules.Key, spec v1alpha1.RuleSpec, ns string, in Inp
 	}
 	p, err := l.Policies.Get(key.String(), modules)
 	if err != nil {
-		return nil, fmt.Errorf("%s: policy: %w", key, err)
+		return nil, err // the registry names the rule and the compiler's problems
 	}
 	return p, nil
 }

@@ -227,7 +227,7 @@ func (d Dir) Apply(_ context.Context, writes []gitstore.FileChange, removals []s
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return "", fmt.Errorf("creating the folder of %s: %w", w.Path, err)
 		}
-		if err := os.WriteFile(p, w.Content, 0o644); err != nil { //nolint:gosec // a repository's files are meant to be read
+		if err := os.WriteFile(p, w.Content, 0o644); err != nil {
 			return "", fmt.Errorf("writing %s: %w", w.Path, err)
 		}
 	}
