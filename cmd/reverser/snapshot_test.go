@@ -246,6 +246,28 @@ func TestCLI_snapshot_thousandObjects(t *testing.T) {
 		}
 	}
 
+	// A second snapshot converges: deleted objects' files go, in one more
+	// commit; the rest is unchanged.
+	kubectlRun(t, env, kubeconfig, "delete", "-n", "snap-a", "configmap/cm-0")
+	kubectlRun(t, env, kubeconfig, "delete", "-n", "snap-b", "deployment/deploy-5")
+	cl, stdout, stderr = newTestCLI(nil)
+	cl.restConfig = restConfig
+	if code := cl.run(context.Background(), []string{"snapshot", "--rule", rule, "--kubeconfig", kubeconfig,
+		"--repo", url, "--branch", "main", "--username", git.Username()}); code != 0 {
+		t.Fatalf("second snapshot --repo: exit %d, stderr: %s", code, stderr)
+	}
+	if want := fmt.Sprintf("0 files added, 0 updated, %d unchanged, 2 removed", n-2); !strings.Contains(stdout.String(), want) {
+		t.Errorf("second snapshot output lacks %q:\n%s", want, stdout)
+	}
+	if log := git.Log("snap.git", "main"); len(log)-before != 2 {
+		t.Errorf("two snapshots made %d commits, want 2", len(log)-before)
+	}
+	for _, p := range []string{"clusters/snap/snap-a/core/configmaps/cm-0.yaml", "clusters/snap/snap-b/apps/deployments/deploy-5.yaml"} {
+		if _, err := git.ReadFile("snap.git", "main", p); err == nil {
+			t.Errorf("%s is still in the repository after its object was deleted", p)
+		}
+	}
+
 	// The files re-apply to a fresh control plane (its namespaces
 	// created first: a dry run creates none).
 	s := <-freshCh
