@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/gitops-reverser/gitops-reverser/test/controlplane"
 	"github.com/gitops-reverser/gitops-reverser/test/gitserver"
@@ -304,4 +308,38 @@ func treeFiles(t *testing.T, dir string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+func TestSnapshotProgress_terminalAndPlain(t *testing.T) {
+	cms := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	deps := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	for _, terminal := range []bool{false, true} {
+		t.Run(fmt.Sprintf("terminal=%v", terminal), func(t *testing.T) {
+			var out bytes.Buffer
+			p := newSnapshotProgress(&out, terminal)
+			p.Listed(cms, 3)
+			p.Rendered(cms)
+			p.Rendered(cms)
+			p.Listed(deps, 1)
+			p.Failed(deps, "ns", "web", errors.New(`sanitizer "strip": Trap`))
+			p.done()
+			got := out.String()
+			lines := strings.Split(strings.TrimSpace(got), "\n")
+			if len(lines) != 3 {
+				t.Fatalf("%d lines, want one per resource and one failure:\n%q", len(lines), got)
+			}
+			last := func(l string) string { return l[strings.LastIndex(l, "\r")+1:] }
+			for i, want := range []string{"configmaps", "deployments.apps", "failed: deployments.apps ns/web: sanitizer \"strip\": Trap"} {
+				if !strings.HasPrefix(strings.TrimPrefix(last(lines[i]), "\033[K"), want) {
+					t.Errorf("line %d = %q, want it to start with %q", i, lines[i], want)
+				}
+			}
+			if !strings.Contains(lines[0], "3 listed      2 rendered") {
+				t.Errorf("configmaps line %q lacks its counts", lines[0])
+			}
+			if drawn := strings.Contains(got, "\r\033[K"); drawn != terminal {
+				t.Errorf("redrawn in place: %v, want %v:\n%q", drawn, terminal, got)
+			}
+		})
+	}
 }
