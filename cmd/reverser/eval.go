@@ -63,6 +63,11 @@ input cannot be read, 2 for a bad command line.`,
 			if len(f.rules) == 0 {
 				return usageError{errors.New("eval needs --rule FILE")}
 			}
+			switch strings.ToUpper(f.operation) {
+			case "CREATE", "UPDATE", "DELETE":
+			default:
+				return usageError{fmt.Errorf("--operation must be CREATE, UPDATE or DELETE, not %q", f.operation)}
+			}
 			if f.output != "text" && f.output != "json" {
 				return usageError{fmt.Errorf("--output must be text or json, not %q", f.output)}
 			}

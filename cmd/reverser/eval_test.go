@@ -218,6 +218,7 @@ spec:
 			wantCode: 1, wantErr: `sanitizer "strip"`},
 		{name: "no rule", args: []string{"eval", deploy}, wantCode: exitUsage, wantErr: "--rule"},
 		{name: "bad output", args: []string{"eval", deploy, "--rule", broken, "-o", "xml"}, wantCode: exitUsage, wantErr: "--output"},
+		{name: "bad operation", args: []string{"eval", deploy, "--rule", broken, "--operation", "PATCH"}, wantCode: exitUsage, wantErr: "--operation"},
 		{name: "unknown command", args: []string{"evaluate"}, wantCode: exitUsage, wantErr: "unknown command"},
 	}
 	for _, tt := range tests {
