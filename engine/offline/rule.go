@@ -16,6 +16,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -130,6 +131,12 @@ type Loader struct {
 	Policies *policy.Registry
 }
 
+// PolicyTimeout bounds one policy evaluation in the CLI. It is longer than
+// the operator's policy.DefaultTimeout: a short-lived process evaluates
+// cold (the first evaluation warms OPA's caches), on a laptop or a loaded
+// CI runner, and an answer is worth more here than a bounded latency.
+const PolicyTimeout = 5 * time.Second
+
 // NewLoader returns a Loader with its own WASM host and the default
 // policies; Close releases the host.
 func NewLoader(ctx context.Context) (*Loader, error) {
@@ -141,7 +148,7 @@ func NewLoader(ctx context.Context) (*Loader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting the WASM host: %w", err)
 	}
-	return &Loader{Host: host, Policies: policy.NewRegistry(defaults, policy.Options{})}, nil
+	return &Loader{Host: host, Policies: policy.NewRegistry(defaults, policy.Options{Timeout: PolicyTimeout})}, nil
 }
 
 // Close releases the WASM host.
