@@ -69,9 +69,9 @@ func PreviewChange(ctx context.Context, c change.Change, r *rules.Rule, spec v1a
 	return out, nil
 }
 
-// ReconcileChange is the change a reconcile renders for an existing object:
+// reconcileChange is the change a reconcile renders for an existing object:
 // a CREATE by ReconcileUser, observed at now.
-func ReconcileChange(r *rules.Rule, gvr schema.GroupVersionResource, obj *unstructured.Unstructured, now time.Time) change.Change {
+func reconcileChange(r *rules.Rule, gvr schema.GroupVersionResource, obj *unstructured.Unstructured, now time.Time) change.Change {
 	return change.Change{Operation: v1alpha1.OperationCreate, Resource: gvr, Namespace: obj.GetNamespace(),
 		Name: obj.GetName(), UID: obj.GetUID(), ResourceVersion: obj.GetResourceVersion(), Object: obj,
 		User: change.User{Username: ReconcileUser}, Rules: []*rules.Rule{r}, Observed: now}
@@ -84,7 +84,7 @@ func ReconcileChange(r *rules.Rule, gvr schema.GroupVersionResource, obj *unstru
 // object). onError, when set, hears each object whose render failed.
 func SnapshotRender(spec v1alpha1.GitTargetSpec, onError func(r *rules.Rule, gvr schema.GroupVersionResource, obj *unstructured.Unstructured, err error)) reconcile.RenderFunc {
 	return func(ctx context.Context, r *rules.Rule, gvr schema.GroupVersionResource, obj *unstructured.Unstructured) (string, []byte, error) {
-		c := ReconcileChange(r, gvr, obj, time.Now())
+		c := reconcileChange(r, gvr, obj, time.Now())
 		if r.Policy != nil {
 			pd := policyDecider{c: c}
 			if d, err := pd.decide(ctx, r.Policy); err == nil && !d.Record {

@@ -399,7 +399,7 @@ var errBreakerOpen = errors.New("module breaker open")
 // module breaker, the sanitizers and the layout.
 func (b *Batcher) reconcileRender(t *target, now time.Time) reconcile.RenderFunc {
 	return func(ctx context.Context, r *rules.Rule, gvr schema.GroupVersionResource, obj *unstructured.Unstructured) (string, []byte, error) {
-		c := ReconcileChange(r, gvr, obj, now)
+		c := reconcileChange(r, gvr, obj, now)
 		if r.Policy != nil {
 			pd := policyDecider{c: c}
 			// A policy that cannot evaluate fails open, as for a change.
