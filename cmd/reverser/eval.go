@@ -127,8 +127,7 @@ func (c *cli) eval(cmd *cobra.Command, objectFile string, f evalFlags) error {
 		return err
 	}
 	defer func() { _ = loader.Close(ctx) }()
-	opts := offline.EvalOptions{Operation: v1alpha1.Operation(strings.ToUpper(f.operation)), Resource: f.resource,
-		NamespaceLabels: f.nsLabels}
+	opts := offline.EvalOptions{Operation: v1alpha1.Operation(strings.ToUpper(f.operation)), Resource: f.resource}
 	if f.user != "" {
 		opts.User = change.User{Username: f.user, Groups: f.groups}
 	}

@@ -30,9 +30,6 @@ type EvalOptions struct {
 	User change.User
 	// Resource overrides the plural resource guessed from the kind.
 	Resource string
-	// NamespaceLabels are the labels of the object's namespace, for a
-	// ClusterWatchRule's namespaceSelector.
-	NamespaceLabels map[string]string
 }
 
 // Result is what a rule does with one object.
@@ -167,8 +164,10 @@ func rawObject(raw []byte) (*unstructured.Unstructured, error) {
 }
 
 // Eval runs c through r as the operator's worker does (selection, policy,
-// built-in sanitizer, WASM sanitizers, layout) into spec's base path. A
-// policy that cannot evaluate or a module that fails is an error.
+// built-in sanitizer, WASM sanitizers, layout) into spec's base path;
+// nsLabels are the labels of the object's namespace, for a
+// ClusterWatchRule's namespaceSelector. A policy that cannot evaluate or a
+// module that fails is an error.
 func Eval(ctx context.Context, c change.Change, r *rules.Rule, spec v1alpha1.GitTargetSpec, nsLabels map[string]string) (Result, error) {
 	res := Result{Rule: r.Key.String(), Resource: resourceName(c.Resource), Namespace: c.Namespace, Name: c.Name,
 		Operation: string(c.Operation), User: c.User.Username}
