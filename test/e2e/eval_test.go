@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -15,8 +16,28 @@ import (
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/offline"
+	"github.com/gitops-reverser/gitops-reverser/test/controlplane"
 	"github.com/gitops-reverser/gitops-reverser/test/e2e/e2ekit"
 )
+
+// evalCLI is this tree's reverser, built into the suite's own folder: the
+// shared bin/plugins/reverser may be rebuilt from another checkout while
+// the suite runs.
+var (
+	evalCLIOnce sync.Once
+	evalCLI     string
+)
+
+func buildEvalCLI() string {
+	evalCLIOnce.Do(func() {
+		evalCLI = filepath.Join(GinkgoT().TempDir(), "reverser")
+		cmd := exec.Command("go", "build", "-o", evalCLI, "./cmd/reverser")
+		cmd.Dir = controlplane.RepoRoot()
+		out, err := cmd.CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), string(out))
+	})
+	return evalCLI
+}
 
 // evalPolicy drops objects labelled ignore=yes.
 const evalPolicy = `package reverser
@@ -66,7 +87,7 @@ var _ = Describe("reverser eval", func() {
 		rule := get("rule.yaml", "watchrule", e2ekit.RuleName)
 		policy := get("policy.yaml", "configmap", "team-policy")
 		target := get("target.yaml", "gittarget", e2ekit.GitTargetName)
-		eval := exec.Command(reverserCLI, "eval", objects, "--rule", rule, "--policy", policy, "--target", target,
+		eval := exec.Command(buildEvalCLI(), "eval", objects, "--rule", rule, "--policy", policy, "--target", target,
 			"--module", "strip="+filepath.Join(pluginsDir, "strip-sanitizer.wasm"),
 			"--module", "teams="+filepath.Join(pluginsDir, "team-layout.wasm"),
 			"--user", "alice", "--output", "json")
