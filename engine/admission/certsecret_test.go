@@ -120,7 +120,7 @@ func TestCertRotator_Rotate_servedCertAndCABundleFollow(t *testing.T) {
 
 	ix := rules.NewIndex()
 	ix.Upsert(&rules.Rule{Key: rules.Key{Kind: rules.KindClusterWatchRule, Name: "r"},
-		Resources: []rules.Resource{{GVR: schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}}},
+		Resources:  []rules.Resource{{GVR: schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}}},
 		Operations: map[v1alpha1.Operation]bool{"CREATE": true}})
 	syncer, err := NewConfigSyncer(SyncerOptions{Client: c, Index: ix, URL: leaderURL, CAFile: leader.CAFile(), ServingCertFile: leader.CertFile()})
 	if err != nil {
