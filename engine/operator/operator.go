@@ -211,7 +211,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 			URL: opts.WebhookURL, Service: opts.WebhookService, CABundle: opts.WebhookCABundle,
 			CAFile: opts.WebhookCAFile, ServingCertFile: opts.WebhookCertFile, Recorder: recorder,
 			InjectCAFrom: opts.WebhookInjectCAFrom,
-			Log: log.WithName("webhook-config"),
+			Log:          log.WithName("webhook-config"),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("creating the webhook configuration syncer: %w", err)
