@@ -3,6 +3,7 @@ package operator
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -89,4 +90,36 @@ func TestPodLabeler_Follower_removesOwnLabel(t *testing.T) {
 	if err := gone.setLabel(context.Background(), "gone", false); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestPodLabeler_Start_leaderLabelsAfterTheFollowerCleared: without leader
+// election both runnables start at once; the label must end on the pod.
+func TestPodLabeler_Start_leaderLabelsAfterTheFollowerCleared(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := corev1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(pod("a", true)).Build()
+	l := &PodLabeler{Client: c, Reader: c, Pod: types.NamespacedName{Namespace: "sys", Name: "a"}, Log: logr.Discard()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = l.Leader().Start(ctx)
+	}()
+	if err := l.Follower().Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The leader labels after the follower's removal; wait for it.
+	for i := 0; ; i++ {
+		if got := leaders(t, c); len(got) == 1 && got[0] == "a" {
+			break
+		}
+		if i > 60000 { // a generous minute
+			t.Fatal("the leader never labelled its pod after the follower cleared it")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
 }
