@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/gitops-reverser/gitops-reverser/engine/admission"
+	"github.com/gitops-reverser/gitops-reverser/engine/operator"
 	"github.com/gitops-reverser/gitops-reverser/test/controlplane"
 	"github.com/gitops-reverser/gitops-reverser/test/e2e/e2ekit"
 )
@@ -46,7 +47,16 @@ var _ = Describe("Two replicas with leader election", func() {
 			"--leader-election-renew-deadline", "6s", "--leader-election-retry-period", "1s",
 			"--webhook-cert-secret", systemNS + "/" + certSecret,
 		}
-		procs := startManagers(2, args...)
+		// There is no kubelet: Pod objects stand in for the replicas' pods,
+		// so that the leader's label on its pod is seen (--leader-pod).
+		pods := []string{"replica-0", "replica-1"}
+		for _, name := range pods {
+			Expect(k8s.Create(ctx, &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Namespace: systemNS, Name: name, Labels: map[string]string{"app": "gitops-reverser"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "manager", Image: "gitops-reverser"}}},
+			})).To(Succeed())
+		}
+		procs := startManagers(2, func(i int) []string { return []string{"--leader-pod", systemNS + "/" + pods[i]} }, args...)
 
 		t := e2ekit.NewTarget(ctx, k8s, gitSrv, e2ekit.TargetOptions{Namespace: "ha-stream"})
 		t.WaitRule(ctx, "True/RuleActive")
@@ -55,9 +65,13 @@ var _ = Describe("Two replicas with leader election", func() {
 		var leader, follower *controlplane.ManagerProcess
 		Eventually(func() string { return webhookURL(ctx) }).Should(Or(Equal(procs[0].WebhookURL), Equal(procs[1].WebhookURL)))
 		leader, follower = procs[0], procs[1]
+		leaderPod, followerPod := pods[0], pods[1]
 		if webhookURL(ctx) == procs[1].WebhookURL {
 			leader, follower = procs[1], procs[0]
+			leaderPod, followerPod = pods[1], pods[0]
 		}
+		// In a cluster the webhook Service selects the leader's label.
+		Eventually(func() []string { return labelledPods(ctx) }).Should(Equal([]string{leaderPod}))
 		e2ekit.WaitWebhookCalled(kubectl(), t.Namespace, func() float64 {
 			return metric(leader, "gitops_reverser_admission_requests_total")
 		}, true)
@@ -98,6 +112,9 @@ var _ = Describe("Two replicas with leader election", func() {
 		// The other replica takes the Lease and points the webhook at
 		// itself.
 		Eventually(func() string { return webhookURL(ctx) }).Should(Equal(follower.WebhookURL))
+		// The label moved: the killed leader's pod keeps its label until
+		// the new leader removes it.
+		Eventually(func() []string { return labelledPods(ctx) }).Should(Equal([]string{followerPod}))
 		var lease coordinationv1.Lease
 		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: systemNS, Name: "gitops-reverser-leader"}, &lease)).To(Succeed())
 		Expect(lease.Spec.AcquireTime).NotTo(BeNil())
@@ -181,6 +198,19 @@ var _ = Describe("Two replicas with leader election", func() {
 		AddReportEntry("hand-over", report)
 	})
 })
+
+// labelledPods lists the pods of systemNS that carry the leader label.
+func labelledPods(ctx context.Context) []string {
+	var list corev1.PodList
+	if err := k8s.List(ctx, &list, client.InNamespace(systemNS), client.MatchingLabels{operator.LeaderLabel: "true"}); err != nil {
+		return []string{err.Error()}
+	}
+	var out []string
+	for _, p := range list.Items {
+		out = append(out, p.Name)
+	}
+	return out
+}
 
 // webhookURL is the URL of the managed configuration's webhook, "" when
 // it has none.

@@ -59,15 +59,16 @@ var _ = AfterSuite(func() {
 	}
 })
 
-// startManagers starts n manager processes with args at once, as a
-// Deployment's pods start, and waits until each is ready; their logs go
-// to the report when the spec fails.
-func startManagers(n int, args ...string) []*controlplane.ManagerProcess {
+// startManagers starts n manager processes with args (and the args
+// perProcess returns for process i) at once, as a Deployment's pods start,
+// and waits until each is ready; their logs go to the report when the spec
+// fails.
+func startManagers(n int, perProcess func(i int) []string, args ...string) []*controlplane.ManagerProcess {
 	GinkgoHelper()
 	procs := make([]*controlplane.ManagerProcess, n)
 	for i := range procs {
 		p, err := controlplane.StartManagerProcess(controlplane.ProcessOptions{
-			Kubeconfig: kubeconfig, WorkDir: GinkgoT().TempDir(), Args: args,
+			Kubeconfig: kubeconfig, WorkDir: GinkgoT().TempDir(), Args: append(append([]string{}, args...), perProcess(i)...),
 		})
 		Expect(err).NotTo(HaveOccurred())
 		procs[i] = p
