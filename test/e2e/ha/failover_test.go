@@ -3,7 +3,11 @@ package ha
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	neturl "net/url"
 	"sync"
 	"time"
 
@@ -27,6 +31,7 @@ const (
 	// seconds; the renew deadline leaves room for a loaded machine.
 	leaseDuration = 8 * time.Second
 	certSecret    = "webhook-cert"
+	certValidity  = time.Minute
 	// committer is the author of reconcile commits (e2ekit's GitTarget).
 	committer = "gitops-reverser"
 )
@@ -46,6 +51,9 @@ var _ = Describe("Two replicas with leader election", func() {
 			"--leader-election-lease-duration", leaseDuration.String(),
 			"--leader-election-renew-deadline", "6s", "--leader-election-retry-period", "1s",
 			"--webhook-cert-secret", systemNS + "/" + certSecret,
+			// A minute: the leader rotates every 40 seconds, during the
+			// spec, so that calls are seen to keep working across it.
+			"--webhook-cert-validity", certValidity.String(),
 		}
 		// There is no kubelet: Pod objects stand in for the replicas' pods,
 		// so that the leader's label on its pod is seen (--leader-pod).
@@ -79,6 +87,7 @@ var _ = Describe("Two replicas with leader election", func() {
 		var secret corev1.Secret
 		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: systemNS, Name: certSecret}, &secret)).To(Succeed())
 		Expect(bytes.Equal(webhookCABundle(ctx), secret.Data[admission.CAFileName])).To(BeTrue(), "the caBundle is not the shared Secret's CA")
+		firstCert := secret.Data[admission.CertFileName]
 
 		// alice writes a stream of ConfigMaps, one after the other.
 		var mu sync.Mutex
@@ -124,6 +133,8 @@ var _ = Describe("Two replicas with leader election", func() {
 		Eventually(func() float64 { return metric(follower, "gitops_reverser_admission_matched_total") }).Should(BeNumerically(">=", 8))
 		close(stop)
 		<-streamed
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: systemNS, Name: certSecret}, &secret)).To(Succeed())
+		rotatedInStream := !bytes.Equal(secret.Data[admission.CertFileName], firstCert)
 
 		mu.Lock()
 		all := append([]change(nil), changes...)
@@ -191,13 +202,48 @@ var _ = Describe("Two replicas with leader election", func() {
 		n := lost["unknown"] + lost[committer]
 		round := func(d time.Duration) time.Duration { return d.Round(10 * time.Millisecond) }
 		report := fmt.Sprintf("lease %s; takeover (Lease acquireTime - SIGKILL) %s; first change attributed again started %s after the kill; "+
-			"%d changes (%d before the kill): %d without alice (%.0f%%: %d unknown, %d in reconcile commits), made from %s to %s relative to the kill",
+			"%d changes (%d before the kill): %d without alice (%.0f%%: %d unknown, %d in reconcile commits), made from %s to %s relative to the kill; "+
+			"certificate rotated before the stream ended: %v",
 			leaseDuration, round(takeover), round(all[restored].start.Sub(killed)), len(all), atKill,
-			n, 100*float64(n)/float64(len(all)), lost["unknown"], lost[committer], round(firstLost), round(lastLost))
+			n, 100*float64(n)/float64(len(all)), lost["unknown"], lost[committer], round(firstLost), round(lastLost), rotatedInStream)
 		fmt.Fprintln(GinkgoWriter, "HA hand-over:", report)
 		AddReportEntry("hand-over", report)
+
+		// The certificate rotates (by time, on the new leader): the new
+		// leader serves the Secret's new certificate, the caBundle is the
+		// Secret's bundle, and alice's next write is still hers.
+		Eventually(func() bool {
+			Expect(k8s.Get(ctx, client.ObjectKey{Namespace: systemNS, Name: certSecret}, &secret)).To(Succeed())
+			return !bytes.Equal(secret.Data[admission.CertFileName], firstCert)
+		}).WithTimeout(2*certValidity).Should(BeTrue(), "the certificate never rotated")
+		Eventually(func() bool {
+			Expect(k8s.Get(ctx, client.ObjectKey{Namespace: systemNS, Name: certSecret}, &secret)).To(Succeed())
+			served, err := servedCert(follower.WebhookURL, secret.Data[admission.CAFileName])
+			return err == nil && bytes.Equal(served, secret.Data[admission.CertFileName]) &&
+				bytes.Equal(webhookCABundle(ctx), secret.Data[admission.CAFileName])
+		}).Should(BeTrue(), "the new leader does not serve the rotated certificate with the caBundle in step")
+		out, err := kubectl().Run("alice", "-n", t.Namespace, "create", "configmap", "after-rotation", "--from-literal=k=v")
+		Expect(err).NotTo(HaveOccurred(), out)
+		Eventually(func() []string { return t.AuthorsOf(t.Path("", "configmaps", "after-rotation")) }).Should(Equal([]string{"alice"}))
 	})
 })
+
+// servedCert connects to the webhook at url trusting bundle and returns
+// the certificate it serves, PEM encoded.
+func servedCert(url string, bundle []byte) ([]byte, error) {
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(bundle)
+	u, err := neturl.Parse(url)
+	if err != nil {
+		return nil, fmt.Errorf("parsing %s: %w", url, err)
+	}
+	conn, err := tls.Dial("tcp", u.Host, &tls.Config{RootCAs: roots, ServerName: u.Hostname()})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", url, err)
+	}
+	defer func() { _ = conn.Close() }()
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: conn.ConnectionState().PeerCertificates[0].Raw}), nil
+}
 
 // labelledPods lists the pods of systemNS that carry the leader label.
 func labelledPods(ctx context.Context) []string {
