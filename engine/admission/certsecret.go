@@ -77,6 +77,10 @@ type CertRotatorOptions struct {
 // rotation makes a new CA).
 type CertRotator struct {
 	opts CertRotatorOptions
+	// busy serializes Ensure and Rotate: a refresh that read the rotated
+	// Secret must not serve its certificate before Rotate synced the
+	// caBundle, nor write the mirrored files at the same time.
+	busy sync.Mutex
 	mu   sync.Mutex
 	cert *tls.Certificate
 	// version is the Secret's content that cert and Dir hold.
@@ -148,6 +152,8 @@ func (r *CertRotator) Start(ctx context.Context) error {
 // Ensure reads the Secret, creating it with a new CA and certificate
 // when it does not exist, and loads it when it changed.
 func (r *CertRotator) Ensure(ctx context.Context) error {
+	r.busy.Lock()
+	defer r.busy.Unlock()
 	var s corev1.Secret
 	err := r.opts.Client.Get(ctx, r.opts.Secret, &s)
 	if apierrors.IsNotFound(err) {
@@ -253,6 +259,8 @@ func (l *leaderRotation) Start(ctx context.Context) error {
 // whether it did. The update carries the Secret's resourceVersion, so two
 // leaders (a stale one) cannot both rotate.
 func (r *CertRotator) Rotate(ctx context.Context, beforeServe func(context.Context) error) (bool, error) {
+	r.busy.Lock()
+	defer r.busy.Unlock()
 	var s corev1.Secret
 	if err := r.opts.Client.Get(ctx, r.opts.Secret, &s); err != nil {
 		return false, fmt.Errorf("reading the webhook certificate Secret %s: %w", r.opts.Secret, err)
