@@ -83,8 +83,10 @@ type CertRotator struct {
 	busy sync.Mutex
 	mu   sync.Mutex
 	cert *tls.Certificate
-	// version is the Secret's content that cert and Dir hold.
+	// version is the Secret's content that cert and Dir hold, data that
+	// content.
 	version []byte
+	data    map[string][]byte
 }
 
 // NewCertRotator returns a CertRotator; Client, Secret, Dir and Hosts are
@@ -198,7 +200,7 @@ func (r *CertRotator) load(data map[string][]byte) error {
 		return err
 	}
 	r.mu.Lock()
-	r.cert, r.version = &cert, version
+	r.cert, r.version, r.data = &cert, version, data
 	r.mu.Unlock()
 	r.opts.Log.Info("serving the webhook certificate from the Secret", "secret", r.opts.Secret, "notAfter", notAfter(data[CertFileName]))
 	return nil
@@ -283,19 +285,17 @@ func (r *CertRotator) Rotate(ctx context.Context, beforeServe func(context.Conte
 		return false, fmt.Errorf("writing the rotated webhook certificate to %s: %w", r.opts.Secret, err)
 	}
 	r.opts.Log.Info("rotated the webhook certificate", "secret", r.opts.Secret, "reason", why)
-	// The new bundle trusts the old certificate too: write it first.
-	r.mu.Lock()
-	old := r.cert
-	r.mu.Unlock()
-	if err := r.mirror(s.Data); err != nil {
-		return true, err
-	}
 	if beforeServe != nil {
-		if old != nil && len(old.Certificate) > 0 {
-			// The syncer reads tls.crt to verify it against the bundle;
-			// until the bundle is synced the served one is the old one.
-			if err := os.WriteFile(r.CertFile(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: old.Certificate[0]}), 0o600); err != nil {
-				return true, fmt.Errorf("writing %s: %w", CertFileName, err)
+		// The new bundle trusts the old certificate too: put the bundle
+		// in place (and into the configuration) while the old certificate
+		// is still served, then serve the new one.
+		r.mu.Lock()
+		served := r.data
+		r.mu.Unlock()
+		if served != nil {
+			phase := map[string][]byte{CAFileName: s.Data[CAFileName], CertFileName: served[CertFileName], KeyFileName: served[KeyFileName]}
+			if err := r.mirror(phase); err != nil {
+				return true, err
 			}
 		}
 		if err := beforeServe(ctx); err != nil {

@@ -150,8 +150,18 @@ func TestCertRotator_Rotate_servedCertAndCABundleFollow(t *testing.T) {
 		t.Fatalf("rotated a fresh certificate: %v, %v", rotated, err)
 	}
 	clock.add(45 * time.Minute) // a quarter of the validity left
-	if rotated, err := leader.Rotate(ctx, syncer.Sync); err != nil || !rotated {
+	var servedAtFirstSync *x509.Certificate
+	syncFirst := func(ctx context.Context) error {
+		if servedAtFirstSync == nil {
+			servedAtFirstSync, _ = call(t, leaderURL, before)
+		}
+		return syncer.Sync(ctx)
+	}
+	if rotated, err := leader.Rotate(ctx, syncFirst); err != nil || !rotated {
 		t.Fatalf("did not rotate with a quarter left: %v, %v", rotated, err)
+	}
+	if servedAtFirstSync == nil || !servedAtFirstSync.Equal(first) {
+		t.Fatal("the leader served the new certificate before the caBundle was synced")
 	}
 	after := bundle()
 	if bytes.Equal(after, before) || !bytes.Contains(after, before) {
