@@ -93,7 +93,10 @@ var _ = Describe("Two replicas with leader election", func() {
 		var mu sync.Mutex
 		var changes []change
 		stop := make(chan struct{})
+		var stopOnce sync.Once
+		stopStream := func() { stopOnce.Do(func() { close(stop) }) }
 		streamed := make(chan struct{})
+		DeferCleanup(func() { stopStream(); <-streamed }) // a failed spec stops it too
 		count := func() int { mu.Lock(); defer mu.Unlock(); return len(changes) }
 		go func() {
 			defer GinkgoRecover()
@@ -131,7 +134,7 @@ var _ = Describe("Two replicas with leader election", func() {
 		// Keep the stream going until the new leader has matched several
 		// of alice's writes.
 		Eventually(func() float64 { return metric(follower, "gitops_reverser_admission_matched_total") }).Should(BeNumerically(">=", 8))
-		close(stop)
+		stopStream()
 		<-streamed
 		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: systemNS, Name: certSecret}, &secret)).To(Succeed())
 		rotatedInStream := !bytes.Equal(secret.Data[admission.CertFileName], firstCert)
