@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,9 +17,11 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -30,6 +33,15 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/engine/batch"
 	"github.com/gitops-reverser/gitops-reverser/engine/operator"
 )
+
+// envPod is $POD_NAMESPACE/$POD_NAME, "" unless both are set.
+func envPod() string {
+	ns, name := os.Getenv("POD_NAMESPACE"), os.Getenv("POD_NAME")
+	if ns == "" || name == "" {
+		return ""
+	}
+	return ns + "/" + name
+}
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -56,6 +68,17 @@ func run(args []string) error {
 	fs.StringVar(&certDir, "webhook-cert-dir", "", "Folder with tls.crt and tls.key (and ca.crt, the CA that signed them) for the webhook server, e.g. a cert-manager Secret; empty uses <work-dir>/webhook-certs. When it holds no certificate, a self-signed one and its CA are made at start (fine for one replica).")
 	fs.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader with a Lease so only one replica watches and writes Git.")
 	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease; empty uses the pod's namespace.")
+	var leaseDuration, renewDeadline, retryPeriod time.Duration
+	fs.DurationVar(&leaseDuration, "leader-election-lease-duration", 15*time.Second, "How long followers wait after the leader's last renewal before one takes over: the longest a hand-over after a crash takes (a SIGTERM releases the Lease at once).")
+	fs.DurationVar(&renewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader retries renewing the Lease before it gives up leading (and exits); less than the lease duration.")
+	fs.DurationVar(&retryPeriod, "leader-election-retry-period", 2*time.Second, "How often candidates try to acquire or renew the Lease.")
+	var leaderPod string
+	fs.StringVar(&leaderPod, "leader-pod", envPod(), "namespace/name of this replica's pod; the leader labels it "+operator.LeaderLabel+"=true (and removes the label from other pods), so that a webhook Service that selects the label reaches the leader only. Default: $POD_NAMESPACE/$POD_NAME when both are set (downward API); empty disables it.")
+	var certSecret string
+	var certValidity time.Duration
+	fs.StringVar(&certSecret, "webhook-cert-secret", "", "namespace/name of a Secret in which the operator keeps the webhook's CA and serving certificate, shared by all replicas: created when missing, rotated by the leader with a third of --webhook-cert-validity left, read by every replica every 30 seconds. Replaces the certificate in --webhook-cert-dir (which receives a copy).")
+	fs.DurationVar(&certValidity, "webhook-cert-validity", admission.DefaultCertValidity, "Validity of the CA and serving certificate made for --webhook-cert-secret.")
+	fs.StringVar(&opts.WebhookInjectCAFrom, "webhook-inject-ca-from", "", "namespace/name of a cert-manager Certificate whose CA cert-manager's CA injector writes into the webhook configuration's caBundle (annotation cert-manager.io/inject-ca-from); the operator then keeps the injected caBundle. Mount the Certificate's Secret as --webhook-cert-dir.")
 	fs.StringVar(&opts.WorkDir, "work-dir", os.TempDir()+"/gitops-reverser", "Folder for local Git clones and the journal of changes not yet committed (keep it on a persistent volume to survive a restart of the pod).")
 	fs.DurationVar(&opts.ReconcileInterval, "reconcile-interval", batch.DefaultReconcileInterval, "How often each Git target is fully reconciled (its files made equal to what its rules select); it also runs at start and when a rule or target changes.")
 	fs.DurationVar(&opts.GitTimeout, "git-timeout", 30*time.Second, "Bound on every network call to a Git remote (ls-remote, fetch, push): a remote that does not answer in time is retried later, delaying only its own GitTarget.")
@@ -91,27 +114,46 @@ func run(args []string) error {
 		port := int32(443)
 		opts.WebhookService = &admissionregistrationv1.ServiceReference{Namespace: ns, Name: name, Path: &path, Port: &port}
 	}
+	if leaderPod != "" {
+		ns, name, ok := strings.Cut(leaderPod, "/")
+		if !ok || ns == "" || name == "" {
+			return fmt.Errorf("--leader-pod %q: want namespace/name", leaderPod)
+		}
+		opts.LeaderPod = types.NamespacedName{Namespace: ns, Name: name}
+	}
 	owned := certDir == ""
 	if owned {
 		certDir = filepath.Join(opts.WorkDir, "webhook-certs")
 	}
 	host := admission.WebhookHost(opts.WebhookURL, opts.WebhookService)
-	cert, err := admission.PrepareServingCert(admission.ServingCertOptions{
-		Dir: certDir, Owned: owned, Hosts: admission.ServingHosts(opts.WebhookURL, opts.WebhookService), Host: host, CAFile: webhookCAFile,
-	})
-	if err != nil {
-		return fmt.Errorf("preparing the webhook certificate: %w", err)
-	}
+	hosts := admission.ServingHosts(opts.WebhookURL, opts.WebhookService)
 	setupLog := ctrl.Log.WithName("setup")
-	setupLog.Info("webhook certificate", "result", string(cert.Origin), "dir", certDir, "caFile", cert.CAFile, "host", host)
-	if cert.Mismatch != nil {
-		// Reported again at every sync and by /readyz; the operator runs
-		// on, since the watch still records every change (as unknown).
-		setupLog.Error(cert.Mismatch, "the webhook certificate does not verify against its CA", "dir", certDir, "caFile", cert.CAFile)
-	}
-	opts.WebhookCAFile, opts.WebhookCertFile = cert.CAFile, cert.CertFile
-
 	webhookOpts := webhook.Options{Port: webhookPort, CertDir: certDir}
+	var secret types.NamespacedName
+	if certSecret != "" {
+		ns, name, ok := strings.Cut(certSecret, "/")
+		if !ok || ns == "" || name == "" {
+			return fmt.Errorf("--webhook-cert-secret %q: want namespace/name", certSecret)
+		}
+		if webhookCAFile != "" {
+			return errors.New("--webhook-cert-secret keeps its own CA: drop --webhook-ca-file")
+		}
+		secret = types.NamespacedName{Namespace: ns, Name: name}
+	} else {
+		cert, err := admission.PrepareServingCert(admission.ServingCertOptions{
+			Dir: certDir, Owned: owned, Hosts: hosts, Host: host, CAFile: webhookCAFile,
+		})
+		if err != nil {
+			return fmt.Errorf("preparing the webhook certificate: %w", err)
+		}
+		setupLog.Info("webhook certificate", "result", string(cert.Origin), "dir", certDir, "caFile", cert.CAFile, "host", host)
+		if cert.Mismatch != nil {
+			// Reported again at every sync and by /readyz; the operator runs
+			// on, since the watch still records every change (as unknown).
+			setupLog.Error(cert.Mismatch, "the webhook certificate does not verify against its CA", "dir", certDir, "caFile", cert.CAFile)
+		}
+		opts.WebhookCAFile, opts.WebhookCertFile = cert.CAFile, cert.CertFile
+	}
 	switch {
 	case clientCAFile != "":
 		clientAuth, err := admission.ClientAuth(clientCAFile, clientCN)
@@ -132,6 +174,29 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("loading kubeconfig: %w", err)
 	}
+	if secret.Name != "" {
+		c, err := client.New(cfg, client.Options{Scheme: scheme})
+		if err != nil {
+			return fmt.Errorf("creating a client for the webhook certificate Secret: %w", err)
+		}
+		rotator, err := admission.NewCertRotator(admission.CertRotatorOptions{
+			Client: c, Secret: secret, Dir: certDir, Hosts: hosts, Host: host, Validity: certValidity,
+			Log: ctrl.Log.WithName("webhook-cert"),
+		})
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err = rotator.Ensure(ctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("preparing the webhook certificate: %w", err)
+		}
+		setupLog.Info("webhook certificate", "result", "shared Secret", "secret", secret, "dir", certDir, "host", host)
+		opts.CertRotator = rotator
+		opts.WebhookCAFile, opts.WebhookCertFile = rotator.CAFile(), rotator.CertFile()
+		webhookOpts.TLSOpts = append(webhookOpts.TLSOpts, rotator.TLSOption)
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
@@ -140,6 +205,12 @@ func run(args []string) error {
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "gitops-reverser-leader",
 		LeaderElectionNamespace: opts.LeaderElectionNamespace,
+		// A SIGTERM (rollout) hands over at once instead of after the
+		// lease duration: run returns right after the manager stops.
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &leaseDuration,
+		RenewDeadline:                 &renewDeadline,
+		RetryPeriod:                   &retryPeriod,
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)

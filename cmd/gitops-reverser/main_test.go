@@ -32,6 +32,9 @@ func TestRun_run_refusesBadWebhookFlags(t *testing.T) {
 		{name: "client CA file without PEM", args: []string{"--webhook-client-ca-file", junk}, wantErr: "no PEM certificate"},
 		{name: "CA file but no certificate in the cert dir", args: []string{"--webhook-ca-file", caFile, "--webhook-cert-dir", t.TempDir()}, wantErr: "holds no tls.crt"},
 		{name: "malformed service", args: []string{"--webhook-service", "nonamespace"}, wantErr: "want namespace/name"},
+		{name: "malformed leader pod", args: []string{"--leader-pod", "noname/"}, wantErr: "--leader-pod"},
+		{name: "malformed cert Secret", args: []string{"--webhook-cert-secret", "nonamespace"}, wantErr: "--webhook-cert-secret"},
+		{name: "cert Secret and a CA file", args: []string{"--webhook-cert-secret", "sys/cert", "--webhook-ca-file", caFile}, wantErr: "drop --webhook-ca-file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -250,50 +250,78 @@ func parseCerts(pemBytes []byte) ([]*x509.Certificate, error) {
 // cert-manager; with several replicas each would have its own CA, so mount
 // one certificate into all of them instead.
 func SelfSignedCert(dir string, hosts []string) (caPEM []byte, err error) {
+	set, err := newCertSet(hosts, 365*24*time.Hour, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", dir, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, CertFileName), set.cert, 0o600); err != nil {
+		return nil, fmt.Errorf("writing tls.crt: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, KeyFileName), set.key, 0o600); err != nil {
+		return nil, fmt.Errorf("writing tls.key: %w", err)
+	}
+	// ca.crt last: a folder with ca.crt holds a complete set.
+	if err := os.WriteFile(filepath.Join(dir, CAFileName), set.ca, 0o600); err != nil {
+		return nil, fmt.Errorf("writing %s: %w", CAFileName, err)
+	}
+	return set.ca, nil
+}
+
+// certSet is a fresh CA and a serving certificate it signed, PEM encoded.
+// The CA's key signs once and is dropped: a rotation makes a new CA.
+type certSet struct {
+	ca, cert, key []byte
+}
+
+// newCertSet makes a CA and a serving certificate for hosts (IP addresses
+// or DNS names), both valid from an hour before now for validity.
+func newCertSet(hosts []string, validity time.Duration, now time.Time) (certSet, error) {
+	if len(hosts) == 0 {
+		return certSet{}, errors.New("no host names for the serving certificate")
+	}
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("generating the CA key: %w", err)
+		return certSet{}, fmt.Errorf("generating the CA key: %w", err)
 	}
-	now := time.Now()
 	// Random serials: a replaced CA must not look like the one before.
 	limit := new(big.Int).Lsh(big.NewInt(1), 127)
 	caSerial, err := rand.Int(rand.Reader, limit)
 	if err != nil {
-		return nil, fmt.Errorf("making a serial number: %w", err)
+		return certSet{}, fmt.Errorf("making a serial number: %w", err)
 	}
 	serial, err := rand.Int(rand.Reader, limit)
 	if err != nil {
-		return nil, fmt.Errorf("making a serial number: %w", err)
+		return certSet{}, fmt.Errorf("making a serial number: %w", err)
 	}
 	caTmpl := &x509.Certificate{
 		SerialNumber:          caSerial,
 		Subject:               pkix.Name{CommonName: "gitops-reverser webhook CA"},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(365 * 24 * time.Hour),
+		NotAfter:              now.Add(validity),
 		IsCA:                  true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
-		return nil, fmt.Errorf("creating the CA certificate: %w", err)
+		return certSet{}, fmt.Errorf("creating the CA certificate: %w", err)
 	}
 	ca, err := x509.ParseCertificate(caDER)
 	if err != nil {
-		return nil, fmt.Errorf("parsing the CA certificate: %w", err)
+		return certSet{}, fmt.Errorf("parsing the CA certificate: %w", err)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("generating the serving key: %w", err)
-	}
-	if len(hosts) == 0 {
-		return nil, fmt.Errorf("no host names for the serving certificate")
+		return certSet{}, fmt.Errorf("generating the serving key: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: hosts[0]},
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(365 * 24 * time.Hour),
+		NotAfter:     now.Add(validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
@@ -306,27 +334,17 @@ func SelfSignedCert(dir string, hosts []string) (caPEM []byte, err error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
-		return nil, fmt.Errorf("creating the serving certificate: %w", err)
+		return certSet{}, fmt.Errorf("creating the serving certificate: %w", err)
 	}
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return nil, fmt.Errorf("encoding the serving key: %w", err)
+		return certSet{}, fmt.Errorf("encoding the serving key: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", dir, err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, CertFileName), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		return nil, fmt.Errorf("writing tls.crt: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, KeyFileName), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return nil, fmt.Errorf("writing tls.key: %w", err)
-	}
-	caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	// ca.crt last: a folder with ca.crt holds a complete set.
-	if err := os.WriteFile(filepath.Join(dir, CAFileName), caPEM, 0o600); err != nil {
-		return nil, fmt.Errorf("writing %s: %w", CAFileName, err)
-	}
-	return caPEM, nil
+	return certSet{
+		ca:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		key:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+	}, nil
 }
 
 // caMismatch is 1 while the serving certificate does not verify against

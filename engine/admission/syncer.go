@@ -41,6 +41,9 @@ const (
 	// certCheckInterval is how often the serving certificate and the CA
 	// file are read for a change (cert-manager rotates both).
 	certCheckInterval = 30 * time.Second
+	// InjectCAAnnotation asks cert-manager's CA injector to write a
+	// Certificate's CA into the configuration's caBundle.
+	InjectCAAnnotation = "cert-manager.io/inject-ca-from"
 	// ReasonCAMismatch is the reason of the Warning event on the
 	// configuration when its caBundle does not sign the serving
 	// certificate.
@@ -72,6 +75,13 @@ type SyncerOptions struct {
 	// reported as a Warning event on the configuration and fails
 	// CheckServingCert.
 	ServingCertFile string
+	// InjectCAFrom, "namespace/name" of a cert-manager Certificate, hands
+	// the caBundle to cert-manager's CA injector: the configuration gets
+	// the cert-manager.io/inject-ca-from annotation, and once it holds a
+	// caBundle the syncer keeps it (two writers would flap while the
+	// mounted Secret lags behind). The CA file still seeds a new
+	// configuration and is what the serving certificate is verified with.
+	InjectCAFrom string
 	// Recorder emits the mismatch event; nil emits none.
 	Recorder events.EventRecorder
 	// ResyncInterval rewrites the configuration when nothing changed;
@@ -185,8 +195,21 @@ func (s *ConfigSyncer) Sync(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("reading ValidatingWebhookConfiguration %s: %w", s.opts.Name, err)
 	}
-	if !equality.Semantic.DeepEqual(have.Webhooks, want.Webhooks) {
+	if s.opts.InjectCAFrom != "" && len(have.Webhooks) > 0 && len(have.Webhooks[0].ClientConfig.CABundle) > 0 {
+		for i := range want.Webhooks {
+			want.Webhooks[i].ClientConfig.CABundle = have.Webhooks[0].ClientConfig.CABundle
+		}
+	}
+	if !equality.Semantic.DeepEqual(have.Webhooks, want.Webhooks) || have.Annotations[InjectCAAnnotation] != want.Annotations[InjectCAAnnotation] {
 		have.Webhooks = want.Webhooks
+		if v, ok := want.Annotations[InjectCAAnnotation]; ok {
+			if have.Annotations == nil {
+				have.Annotations = map[string]string{}
+			}
+			have.Annotations[InjectCAAnnotation] = v
+		} else {
+			delete(have.Annotations, InjectCAAnnotation)
+		}
 		if err := s.opts.Client.Update(ctx, &have); err != nil {
 			return fmt.Errorf("updating ValidatingWebhookConfiguration %s: %w", s.opts.Name, err)
 		}
@@ -319,6 +342,9 @@ func (s *ConfigSyncer) Desired() *admissionregistrationv1.ValidatingWebhookConfi
 func (s *ConfigSyncer) desired(bundle []byte) *admissionregistrationv1.ValidatingWebhookConfiguration {
 	cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: s.opts.Name},
+	}
+	if s.opts.InjectCAFrom != "" {
+		cfg.Annotations = map[string]string{InjectCAAnnotation: s.opts.InjectCAFrom}
 	}
 	ruleList := webhookRules(s.opts.Index.Resources())
 	if len(ruleList) == 0 {

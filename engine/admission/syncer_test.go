@@ -226,3 +226,49 @@ func TestConfigSyncer_Sync_caBundleFollowsTheCertificate(t *testing.T) {
 		t.Error("a failed sync changed the caBundle")
 	}
 }
+
+func TestConfigSyncer_Sync_injectCAFromKeepsTheInjectedBundle(t *testing.T) {
+	ctx := context.Background()
+	scheme := runtime.NewScheme()
+	if err := admissionregistrationv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).Build()
+	ix := rules.NewIndex()
+	ix.Upsert(&rules.Rule{Key: rules.Key{Kind: rules.KindClusterWatchRule, Name: "r"},
+		Resources: []rules.Resource{{GVR: schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}}}})
+	s, err := NewConfigSyncer(SyncerOptions{Client: c, Index: ix, URL: "https://127.0.0.1:9443/validate",
+		CABundle: []byte("mounted"), InjectCAFrom: "sys/webhook-cert"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func() *admissionregistrationv1.ValidatingWebhookConfiguration {
+		t.Helper()
+		var cfg admissionregistrationv1.ValidatingWebhookConfiguration
+		if err := c.Get(ctx, client.ObjectKey{Name: DefaultConfigurationName}, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		return &cfg
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg := get()
+	if cfg.Annotations[InjectCAAnnotation] != "sys/webhook-cert" || string(cfg.Webhooks[0].ClientConfig.CABundle) != "mounted" {
+		t.Fatalf("created: annotations %v, caBundle %q", cfg.Annotations, cfg.Webhooks[0].ClientConfig.CABundle)
+	}
+	// cert-manager injects a newer CA; a sync (a rule change) keeps it.
+	cfg.Webhooks[0].ClientConfig.CABundle = []byte("injected")
+	if err := c.Update(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	ix.Upsert(&rules.Rule{Key: rules.Key{Kind: rules.KindClusterWatchRule, Name: "r2"},
+		Resources: []rules.Resource{{GVR: schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}}}})
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg = get()
+	if len(cfg.Webhooks[0].Rules) != 2 || string(cfg.Webhooks[0].ClientConfig.CABundle) != "injected" {
+		t.Fatalf("after a rule change: %d rules, caBundle %q", len(cfg.Webhooks[0].Rules), cfg.Webhooks[0].ClientConfig.CABundle)
+	}
+}

@@ -39,6 +39,9 @@ const WebhookPath = "/validate"
 // +kubebuilder:rbac:groups=*,resources=*,verbs=get;list;watch
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// The leader labels its pod, and the self-managed webhook certificate
+// lives in a Secret; both in the operator's namespace only, granted by a
+// Role there (config/rbac/leader_election_role.yaml, the chart's rbac.yaml).
 
 // Options configure the operator.
 type Options struct {
@@ -65,6 +68,16 @@ type Options struct {
 	WebhookCertFile string
 	// WebhookConfigurationName names the ValidatingWebhookConfiguration.
 	WebhookConfigurationName string
+	// WebhookInjectCAFrom hands the caBundle to cert-manager's CA
+	// injector ("namespace/name" of the Certificate); see
+	// admission.SyncerOptions.InjectCAFrom.
+	WebhookInjectCAFrom string
+	// CertRotator, when set, serves the webhook's certificate from a
+	// Secret shared by all replicas and rotates it on the leader.
+	CertRotator *admission.CertRotator
+	// LeaderPod, when set, is this replica's pod: the leader labels it
+	// with LeaderLabel, so that the webhook Service selects the leader.
+	LeaderPod types.NamespacedName
 	// PluginCacheDir keeps compiled WASM modules across restarts; empty
 	// keeps them in memory.
 	PluginCacheDir string
@@ -197,7 +210,8 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 			Client: mgr.GetClient(), Index: op.Index, Name: opts.WebhookConfigurationName,
 			URL: opts.WebhookURL, Service: opts.WebhookService, CABundle: opts.WebhookCABundle,
 			CAFile: opts.WebhookCAFile, ServingCertFile: opts.WebhookCertFile, Recorder: recorder,
-			Log: log.WithName("webhook-config"),
+			InjectCAFrom: opts.WebhookInjectCAFrom,
+			Log:          log.WithName("webhook-config"),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("creating the webhook configuration syncer: %w", err)
@@ -205,6 +219,27 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 		op.syncer = syncer
 		if err := mgr.Add(syncer); err != nil {
 			return nil, fmt.Errorf("adding the webhook configuration syncer: %w", err)
+		}
+	}
+	if r := opts.CertRotator; r != nil {
+		var beforeServe func(context.Context) error
+		if op.syncer != nil {
+			beforeServe = op.syncer.Sync
+		}
+		if err := mgr.Add(r); err != nil {
+			return nil, fmt.Errorf("adding the webhook certificate reader: %w", err)
+		}
+		if err := mgr.Add(r.Leader(beforeServe)); err != nil {
+			return nil, fmt.Errorf("adding the webhook certificate rotation: %w", err)
+		}
+	}
+	if opts.LeaderPod.Name != "" {
+		labeler := &PodLabeler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Pod: opts.LeaderPod, Log: log.WithName("leader-label")}
+		if err := mgr.Add(labeler.Follower()); err != nil {
+			return nil, fmt.Errorf("adding the leader label removal: %w", err)
+		}
+		if err := mgr.Add(labeler.Leader()); err != nil {
+			return nil, fmt.Errorf("adding the leader label: %w", err)
 		}
 	}
 
