@@ -14,7 +14,8 @@ func IsSecret(obj map[string]any) bool {
 
 // RedactSecret returns a Secret as a policy or a WASM module may see it:
 // every value of `data` replaced by RedactedData and of `stringData` by
-// RedactedValue (the keys stay, so a policy can still test for a key), the
+// RedactedValue (the keys stay, so a policy can still test for a key; a
+// docker config keeps its JSON structure, see shape.go), the
 // kubectl last-applied-configuration annotation replaced by RedactedValue,
 // every other label or annotation that carries one of the values replaced
 // by RedactedValue, and top-level fields a Secret does not define dropped.
@@ -34,7 +35,8 @@ func RedactSecret(obj map[string]any) map[string]any {
 			out[k] = v
 		}
 	}
-	for field, marker := range map[string]string{"data": RedactedData, "stringData": RedactedValue} {
+	secretType, _ := obj["type"].(string)
+	for _, field := range []string{"data", "stringData"} {
 		v, ok := out[field]
 		if !ok || v == nil {
 			continue
@@ -46,8 +48,12 @@ func RedactSecret(obj map[string]any) map[string]any {
 			continue
 		}
 		redacted := make(map[string]any, len(m))
-		for key := range m {
-			redacted[key] = marker
+		for key, v := range m {
+			if field == "data" {
+				redacted[key] = redactedData(secretType, key, v)
+			} else {
+				redacted[key] = redactedString(secretType, key, v)
+			}
 		}
 		out[field] = redacted
 	}
