@@ -82,7 +82,7 @@ func TestRestoreSecretValues_secret_onlyWhatRedactionHid(t *testing.T) {
 	real := secretOf("kubernetes.io/dockerconfigjson", map[string]string{".dockerconfigjson": dockerConfig, "extra": "x-value", "gone": "g-value"})
 	clean := mustSanitize(t, real, Options{Secrets: Encrypt})
 	data := clean.Object["data"].(map[string]any)
-	delete(data, "gone")     // a sanitizer removed it
+	delete(data, "gone")       // a sanitizer removed it
 	data["extra"] = "Y2hvc2Vu" // a sanitizer chose another value
 	RestoreSecretValues(clean, real, nil)
 	want := map[string]any{".dockerconfigjson": real.Object["data"].(map[string]any)[".dockerconfigjson"], "extra": "Y2hvc2Vu"}
