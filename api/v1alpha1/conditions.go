@@ -74,6 +74,11 @@ const (
 	// ReasonLayoutFailed: a WASM layout failed or chose a path that was
 	// refused; the change was not written.
 	ReasonLayoutFailed = "LayoutFailed"
+	// ReasonEncryptionFailed: a Secret (or secret-shaped resource) of a
+	// rule with `secrets: Encrypt` could not be encrypted (no recipient,
+	// a malformed recipient, no fingerprint key); it was not written, in
+	// plain text or otherwise, and its file stays as it was.
+	ReasonEncryptionFailed = "EncryptionFailed"
 )
 
 // PolicyLabel marks ConfigMaps that hold Rego policies; each key ending in
