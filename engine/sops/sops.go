@@ -162,7 +162,8 @@ func PriorFingerprint(file []byte) (string, bool) {
 func seal(plain []byte, recipients []age.Recipient, opts Options, re *regexp.Regexp, fp string) ([]byte, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(plain, &doc); err != nil {
-		return nil, fmt.Errorf("sops: parsing the object: %w", err)
+		// yaml's message may quote the document: say only that it failed.
+		return nil, errors.New("sops: the object is not valid YAML")
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, errors.New("sops: the object is not a YAML mapping")
@@ -265,7 +266,7 @@ func (w *walker) mapping(n *yaml.Node, path []string) error {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		var key any
 		if err := n.Content[i].Decode(&key); err != nil {
-			return fmt.Errorf("sops: decoding a key: %w", err)
+			return errors.New("sops: a key cannot be decoded")
 		}
 		k, ok := key.(string)
 		if !ok {
@@ -283,7 +284,7 @@ func (w *walker) mapping(n *yaml.Node, path []string) error {
 func (w *walker) scalar(n *yaml.Node, path []string) error {
 	var v any
 	if err := n.Decode(&v); err != nil {
-		return fmt.Errorf("sops: decoding a value: %w", err)
+		return errors.New("sops: a value cannot be decoded")
 	}
 	if v == nil {
 		return nil // sops leaves nulls alone and keeps them out of the MAC
