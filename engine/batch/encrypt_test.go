@@ -18,7 +18,9 @@ import (
 
 type staticKey []byte
 
-func (k staticKey) FingerprintKey(context.Context, types.NamespacedName) ([]byte, error) { return k, nil }
+func (k staticKey) FingerprintKey(context.Context, types.NamespacedName) ([]byte, error) {
+	return k, nil
+}
 
 func secretChange(password string) change.Change {
 	obj := &unstructured.Unstructured{Object: map[string]any{
