@@ -128,6 +128,10 @@ func redactedFor(pd *policyDecider, r *rules.Rule) *policyDecider {
 	}
 	if c.OldObject != nil {
 		c.OldObject = &unstructured.Unstructured{Object: transform.RedactFields(c.OldObject.Object, fields)}
+		if c.Object != nil {
+			// A value change must not read as a status-only update.
+			transform.MarkChangedFields(c.Object.Object, pd.c.Object.Object, pd.c.OldObject.Object, fields)
+		}
 	}
 	return &policyDecider{c: c}
 }

@@ -124,3 +124,24 @@ func TestSanitize_secretFields(t *testing.T) {
 		t.Fatalf("restored %v", got)
 	}
 }
+
+func TestMarkChangedSecretValues_update(t *testing.T) {
+	old := secretOf("Opaque", map[string]string{"same": "s-value", "changed": "before", "removed": "r-value"}).Object
+	obj := secretOf("Opaque", map[string]string{"same": "s-value", "changed": "after", "added": "a-value"}).Object
+	view := MarkChangedSecretValues(RedactSecret(obj), obj, old)
+	want := map[string]any{"same": RedactedData, "changed": RedactedChanged, "added": RedactedChanged}
+	if !reflect.DeepEqual(view["data"], want) {
+		t.Fatalf("view data = %v, want %v", view["data"], want)
+	}
+	if unchanged := MarkChangedSecretValues(RedactSecret(old), old, old); !reflect.DeepEqual(unchanged, RedactSecret(old)) {
+		t.Fatalf("an unchanged Secret was marked: %v", unchanged)
+	}
+	fields := []string{"spec.auth"}
+	crOld := map[string]any{"apiVersion": "x/v1", "kind": "Creds", "spec": map[string]any{"auth": map[string]any{"user": "u-1", "pass": "p-1"}}}
+	crNew := map[string]any{"apiVersion": "x/v1", "kind": "Creds", "spec": map[string]any{"auth": map[string]any{"user": "u-1", "pass": "p-2"}}}
+	crView := RedactFields(crNew, fields)
+	MarkChangedFields(crView, crNew, crOld, fields)
+	if got := crView["spec"].(map[string]any)["auth"]; !reflect.DeepEqual(got, map[string]any{"user": RedactedValue, "pass": RedactedChanged}) {
+		t.Fatalf("field view = %v", got)
+	}
+}
