@@ -211,7 +211,8 @@ type GitTargetStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready, Stalled.
+	// Conditions: Ready, Stalled, Synced, and Encryption with
+	// spec.encryption.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

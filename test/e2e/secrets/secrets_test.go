@@ -157,6 +157,21 @@ func encryptTo(recipients ...string) func(*v1alpha1.GitTarget) {
 
 func encryptSecrets(r *v1alpha1.WatchRule) { r.Spec.Secrets = v1alpha1.SecretEncrypt }
 
+// encryptionCondition is the GitTarget's Encryption condition as
+// "Status/Reason: message" for its current generation.
+func encryptionCondition(ctx context.Context, t e2ekit.Target) string {
+	gt := &v1alpha1.GitTarget{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: t.Namespace, Name: e2ekit.GitTargetName}, gt); err != nil {
+		return err.Error()
+	}
+	for _, c := range gt.Status.Conditions {
+		if c.Type == v1alpha1.EncryptionCondition && c.ObservedGeneration == gt.Generation {
+			return string(c.Status) + "/" + c.Reason + ": " + c.Message
+		}
+	}
+	return "no condition"
+}
+
 var _ = Describe("Secrets encrypted with SOPS (age)", func() {
 	It("writes every type of Secret so that the real `sops -d` restores alice's values, never a value in any blob, and rewrites only what changed", func(ctx SpecContext) {
 		id, err := age.GenerateX25519Identity()
@@ -255,6 +270,9 @@ var _ = Describe("Secrets encrypted with SOPS (age)", func() {
 			}
 			Expect(msg).To(ContainSubstring(tc.message))
 			Expect(msg).NotTo(ContainSubstring(value))
+			if tc.recipients != nil {
+				Eventually(func() string { return encryptionCondition(ctx, t) }).Should(HavePrefix("False/InvalidRecipient"))
+			}
 			// The rule still records everything else.
 			Eventually(func() string { return t.File(t.Path("", "configmaps", "settings")) }).Should(ContainSubstring("mode: blue"))
 			Expect(t.File(t.Path("", "secrets", "db"))).To(BeEmpty(), "a Secret was written without encryption")
@@ -271,6 +289,7 @@ var _ = Describe("Secrets encrypted with SOPS (age)", func() {
 				g.Expect(string(s.Data["password"])).To(Equal(value))
 			}).Should(Succeed())
 			Eventually(func() string { return t.RuleReady(ctx) }).Should(Equal("True/RuleActive"))
+			Expect(encryptionCondition(ctx, t)).To(HavePrefix("True/RecipientsValid"))
 			Expect(leaks(t, []string{value, base64.StdEncoding.EncodeToString([]byte(value))})).To(BeEmpty())
 		}
 	})
