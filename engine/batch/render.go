@@ -45,7 +45,12 @@ func render(ctx context.Context, c change.Change, r *rules.Rule, target v1alpha1
 		if ((c.Resource.Group == "" && c.Resource.Resource == "secrets") || len(fields) > 0) && r.Spec.Secrets == v1alpha1.SecretSkip {
 			return fileChange{}, transform.ErrSkipped
 		}
-		p, err := layout(ctx, c, r, target, c.Object)
+		obj := c.Object
+		if obj != nil && len(fields) > 0 {
+			// The layout module sees the secret fields redacted, as on a write.
+			obj = &unstructured.Unstructured{Object: transform.RedactFields(obj.Object, fields)}
+		}
+		p, err := layout(ctx, c, r, target, obj)
 		if err != nil {
 			return fileChange{}, err
 		}

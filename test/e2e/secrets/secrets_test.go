@@ -108,10 +108,23 @@ func selfSigned() (certPEM, keyPEM []byte) {
 // sopsDecrypt runs the real `sops -d` on a file's content with the age
 // identity in SOPS_AGE_KEY and returns the Secret it decrypts to.
 func sopsDecrypt(content string, id *age.X25519Identity) (*corev1.Secret, error) {
+	out, err := sopsDecryptRaw(content, id)
+	if err != nil {
+		return nil, err
+	}
+	s := &corev1.Secret{}
+	if err := yaml.UnmarshalStrict([]byte(out), s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// sopsDecryptRaw runs the real `sops -d` and returns what it prints.
+func sopsDecryptRaw(content string, id *age.X25519Identity) (string, error) {
 	dir := GinkgoT().TempDir()
 	file := filepath.Join(dir, "secret.yaml")
 	if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
-		return nil, err
+		return "", err
 	}
 	cmd := exec.Command(sopsBin, "--decrypt", "--input-type", "yaml", "--output-type", "yaml", file)
 	cmd.Env = []string{"HOME=" + dir, "XDG_CONFIG_HOME=" + dir, "SOPS_AGE_KEY=" + id.String(), "PATH=" + os.Getenv("PATH")}
@@ -119,13 +132,9 @@ func sopsDecrypt(content string, id *age.X25519Identity) (*corev1.Secret, error)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, &sopsError{err: err, stderr: stderr.String()}
+		return "", &sopsError{err: err, stderr: stderr.String()}
 	}
-	s := &corev1.Secret{}
-	if err := yaml.UnmarshalStrict(out, s); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return string(out), nil
 }
 
 type sopsError struct {
@@ -178,8 +187,22 @@ var _ = Describe("Secrets encrypted with SOPS (age)", func() {
 		Expect(err).NotTo(HaveOccurred())
 		other, err := age.GenerateX25519Identity()
 		Expect(err).NotTo(HaveOccurred())
-		t := newTarget(ctx, encryptTo(id.Recipient().String(), other.Recipient().String()), encryptSecrets)
+		t := newTarget(ctx, encryptTo(id.Recipient().String(), other.Recipient().String()), func(r *v1alpha1.WatchRule) {
+			encryptSecrets(r)
+			r.Spec.Resources = append(r.Spec.Resources, v1alpha1.ResourceSelector{APIGroups: []string{"example.com"}, Resources: []string{"databasecredentials"}})
+			r.Spec.SecretFields = []v1alpha1.SecretFieldSelector{{APIGroup: "example.com", Kind: "DatabaseCredentials", Paths: []string{"spec.password"}}}
+		})
 		needles := createAliceSecrets(t.Namespace)
+		dbPassword := randomValue("dbpw")
+		needles = append(needles, dbPassword, base64.StdEncoding.EncodeToString([]byte(dbPassword)))
+		creds := e2ekit.WriteFile(GinkgoT().TempDir(), "creds.yaml", `apiVersion: example.com/v1
+kind: DatabaseCredentials
+metadata:
+  name: orders
+spec:
+  host: db.example.test
+  password: `+dbPassword+"\n", 0o600)
+		kubectl().Must("alice", "-n", t.Namespace, "apply", "-f", creds)
 
 		By("each committed file decrypts with sops -d to the values the API server holds")
 		for _, name := range aliceSecrets {
@@ -194,6 +217,17 @@ var _ = Describe("Secrets encrypted with SOPS (age)", func() {
 			}).Should(Succeed())
 			Expect(t.AuthorsOf(p)).To(ContainElement("alice"), "%s was written by the reconcile instead of alice's change", p)
 		}
+		By("a secret-shaped resource's named field is encrypted too, the rest readable")
+		credsPath := t.Path("example.com", "databasecredentials", "orders")
+		Eventually(func(g Gomega) {
+			content := t.File(credsPath)
+			g.Expect(content).To(ContainSubstring("host: db.example.test"))
+			g.Expect(content).To(ContainSubstring("password: ENC[AES256_GCM,data:"))
+			out, err := sopsDecryptRaw(content, id)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(out).To(ContainSubstring("password: " + dbPassword))
+		}).Should(Succeed())
+
 		opaque := t.Path("", "secrets", "opaque")
 		_, err = sopsDecrypt(t.File(opaque), other)
 		Expect(err).NotTo(HaveOccurred(), "the second recipient cannot decrypt")

@@ -71,6 +71,12 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	gitSrv = gitserver.New(GinkgoT())
 
+	// A secret-shaped custom resource for the rules' secretFields.
+	crd := filepath.Join(GinkgoT().TempDir(), "crd.yaml")
+	Expect(os.WriteFile(crd, []byte(credentialsCRD), 0o600)).To(Succeed())
+	kubectl().Must("", "apply", "-f", crd)
+	kubectl().Must("", "wait", "--for=condition=established", "--timeout=60s", "crd/databasecredentials.example.com")
+
 	mgr, err := env.NewManager(scheme, GinkgoT().TempDir())
 	Expect(err).NotTo(HaveOccurred())
 	_, err = operator.Setup(mgr, operator.Options{
@@ -97,6 +103,29 @@ var _ = AfterSuite(func() {
 		Expect(env.Stop()).To(Succeed())
 	}
 })
+
+// credentialsCRD serves DatabaseCredentials, whose spec.password a rule
+// names in secretFields.
+const credentialsCRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: databasecredentials.example.com
+spec:
+  group: example.com
+  names: {kind: DatabaseCredentials, listKind: DatabaseCredentialsList, plural: databasecredentials, singular: databasecredentials}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
+`
 
 func kubectl() e2ekit.Kubectl {
 	return e2ekit.Kubectl{Bin: env.Kubectl(), Kubeconfig: kubeconfig}
