@@ -415,7 +415,7 @@ func (b *Batcher) reconcileRender(t *target, now time.Time) reconcile.RenderFunc
 		if r.Policy != nil {
 			pd := policyDecider{c: c}
 			// A policy that cannot evaluate fails open, as for a change.
-			if d, err := pd.decide(ctx, r.Policy); err == nil && !d.Record {
+			if d, err := redactedFor(&pd, r).decide(ctx, r.Policy); err == nil && !d.Record {
 				return "", nil, reconcile.ErrNotRecorded
 			}
 		}
