@@ -13,7 +13,9 @@ import (
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/change"
+	"github.com/gitops-reverser/gitops-reverser/engine/policy"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
+	"github.com/gitops-reverser/gitops-reverser/policies"
 )
 
 type staticKey []byte
@@ -116,5 +118,52 @@ func TestEncryptedRegex_fields(t *testing.T) {
 		if got := encryptedRegex(tt.fields); got != tt.want {
 			t.Errorf("encryptedRegex(%v) = %q, want %q", tt.fields, got, tt.want)
 		}
+	}
+}
+
+func TestRedactedFor_policySeesSecretFieldsRedacted(t *testing.T) {
+	defaults, err := policies.Defaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	modules := map[string]string{"rule.rego": `package reverser
+
+ignore contains "the policy read the password" if input.object.spec.password == "s3cr3t-value"
+
+ignore contains "the policy read the old password" if input.oldObject.spec.password == "old-value"
+`}
+	for k, v := range defaults {
+		modules[k] = v
+	}
+	p, err := policy.Compile(context.Background(), modules, policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := func(password string) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{"apiVersion": "example.com/v1", "kind": "DatabaseCredentials",
+			"metadata": map[string]any{"name": "orders", "namespace": "shop"}, "spec": map[string]any{"password": password}}}
+	}
+	c := change.Change{Operation: v1alpha1.OperationUpdate, Resource: schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "databasecredentials"},
+		Namespace: "shop", Name: "orders", Object: creds("s3cr3t-value"), OldObject: creds("old-value"), User: change.User{Username: "alice"}}
+	named := &rules.Rule{}
+	named.Spec.SecretFields = []v1alpha1.SecretFieldSelector{{APIGroup: "example.com", Kind: "DatabaseCredentials", Paths: []string{"spec.password"}}}
+	tests := []struct {
+		name   string
+		rule   *rules.Rule
+		record bool
+	}{
+		{"fields named", named, true},
+		{"fields not named", &rules.Rule{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := redactedFor(&policyDecider{c: c}, tt.rule).decide(context.Background(), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Record != tt.record {
+				t.Fatalf("record = %v (reasons %v), want %v", d.Record, d.Reasons, tt.record)
+			}
+		})
 	}
 }
