@@ -281,8 +281,8 @@ spec:
 			recipients []string
 			message    string
 		}{
-			{"malformed", []string{"age1thisisnotakey"}, "age recipient 1"},
 			{"missing", nil, "no age recipient configured"},
+			{"malformed", []string{"age1thisisnotakey"}, "age recipient 1"},
 		} {
 			By("a " + tc.name + " recipient")
 			edit := func(*v1alpha1.GitTarget) {}
@@ -312,6 +312,9 @@ spec:
 			Expect(t.File(t.Path("", "secrets", "db"))).To(BeEmpty(), "a Secret was written without encryption")
 			Expect(leaks(t, []string{value, base64.StdEncoding.EncodeToString([]byte(value))})).To(BeEmpty())
 
+			if tc.recipients == nil {
+				continue // the fix is the same as for the malformed one
+			}
 			By("fixing the GitTarget's recipients writes the Secret encrypted and clears the condition")
 			gt := &v1alpha1.GitTarget{}
 			Expect(k8s.Get(ctx, client.ObjectKey{Namespace: t.Namespace, Name: e2ekit.GitTargetName}, gt)).To(Succeed())
