@@ -11,6 +11,8 @@ CONTROLLER_GEN_VERSION ?= v0.23.0
 CONTROLLER_GEN ?= $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 OPA_VERSION ?= v1.22.3
 OPA ?= $(BIN)/opa-$(OPA_VERSION)
+SOPS_VERSION ?= v3.13.3
+export SOPS_BIN ?= $(BIN)/sops-$(SOPS_VERSION)
 HELM_VERSION ?= v3.22.0
 HELM ?= $(BIN)/helm-$(HELM_VERSION)
 IMG ?= ghcr.io/gitops-reverser/gitops-reverser:dev
@@ -64,6 +66,10 @@ controlplane: ## Build pinned etcd, kube-apiserver and kubectl into bin/k8s (cac
 opa: ## Build the pinned OPA CLI into bin/ (cached).
 	bash test/tools/opa/build.sh $(OPA)
 
+.PHONY: sops
+sops: ## Build the pinned sops CLI into bin/ (cached); test/e2e/secrets decrypts with it.
+	bash test/tools/sops/build.sh $(SOPS_BIN) $(SOPS_VERSION)
+
 .PHONY: policy-test
 policy-test: opa ## Format-check, strict-check and test the default Rego policies with the real OPA CLI.
 	$(OPA) fmt --fail --list policies/
@@ -71,7 +77,7 @@ policy-test: opa ## Format-check, strict-check and test the default Rego policie
 	$(OPA) test policies/ -v
 
 .PHONY: test
-test: controlplane vet policy-test ## Run every test: unit, envtest suites, e2e, opa test.
+test: controlplane vet policy-test sops ## Run every test: unit, envtest suites, e2e, opa test.
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench

@@ -38,6 +38,20 @@ const (
 	ReasonInvalidURL = "InvalidURL"
 )
 
+// EncryptionCondition is set on a GitTarget with spec.encryption: True
+// when its age recipients are usable, False (InvalidRecipient) when one
+// is missing or malformed. It does not affect Ready.
+const EncryptionCondition = "Encryption"
+
+// Reasons of the GitTarget Encryption condition.
+const (
+	// ReasonRecipientsValid: every age recipient is an X25519 public key.
+	ReasonRecipientsValid = "RecipientsValid"
+	// ReasonInvalidRecipient: no recipient, or one is not an age X25519
+	// public key; rules that encrypt write no Secret meanwhile.
+	ReasonInvalidRecipient = "InvalidRecipient"
+)
+
 // Reasons of WatchRule and ClusterWatchRule conditions.
 const (
 	// ReasonRuleActive: the rule is indexed and selects changes.
@@ -74,6 +88,11 @@ const (
 	// ReasonLayoutFailed: a WASM layout failed or chose a path that was
 	// refused; the change was not written.
 	ReasonLayoutFailed = "LayoutFailed"
+	// ReasonEncryptionFailed: a Secret (or secret-shaped resource) of a
+	// rule with `secrets: Encrypt` could not be encrypted (no recipient,
+	// a malformed recipient, no fingerprint key); it was not written, in
+	// plain text or otherwise, and its file stays as it was.
+	ReasonEncryptionFailed = "EncryptionFailed"
 )
 
 // PolicyLabel marks ConfigMaps that hold Rego policies; each key ending in

@@ -49,6 +49,14 @@ type GitTargetSpec struct {
 	// +optional
 	Signing *SigningSpec `json:"signing,omitempty"`
 
+	// Encryption holds the age recipients that rules with `secrets:
+	// Encrypt` encrypt Secrets for (and the fields of secret-shaped
+	// resources they name), in the SOPS format that `sops -d` and Flux's
+	// kustomize-controller decrypt. Only public keys: the identities that
+	// decrypt never enter the operator. See docs/secrets.md.
+	// +optional
+	Encryption *EncryptionSpec `json:"encryption,omitempty"`
+
 	// Commit sets the identities and message of the commits.
 	// +kubebuilder:default={}
 	// +optional
@@ -87,6 +95,29 @@ type SigningSpec struct {
 	// and `signing.passphrase` when that key is encrypted. The format is
 	// detected from the key; SSH signatures use git's namespace "git".
 	SecretRef LocalObjectReference `json:"secretRef"`
+}
+
+// EncryptionSpec says who can decrypt the Secrets written to a target.
+type EncryptionSpec struct {
+	// Age lists the age recipients.
+	Age AgeEncryption `json:"age"`
+
+	// SopsConfig writes a `.sops.yaml` at the base path (with the target's
+	// next reconcile) with a creation rule for these recipients and the
+	// encrypted regex, so that `sops edit` or `sops updatekeys` of a
+	// recorded file uses them.
+	// +optional
+	SopsConfig bool `json:"sopsConfig,omitempty"`
+}
+
+// AgeEncryption lists age recipients.
+type AgeEncryption struct {
+	// Recipients are age X25519 public keys (`age1...`, as
+	// `age-keygen -y` prints them). Each one can decrypt every encrypted
+	// file. A missing or malformed recipient writes no Secret at all: the
+	// rule's Ready condition says EncryptionFailed.
+	// +optional
+	Recipients []string `json:"recipients,omitempty"`
 }
 
 // CommitSpec sets who commits and how a commit message reads.
@@ -180,7 +211,8 @@ type GitTargetStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready, Stalled.
+	// Conditions: Ready, Stalled, Synced, and Encryption with
+	// spec.encryption.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

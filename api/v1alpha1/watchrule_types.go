@@ -20,7 +20,7 @@ const (
 )
 
 // SecretHandling says how the values of a recorded Secret reach Git.
-// +kubebuilder:validation:Enum=Redact;Skip
+// +kubebuilder:validation:Enum=Redact;Skip;Encrypt
 type SecretHandling string
 
 const (
@@ -29,7 +29,37 @@ const (
 	SecretRedact SecretHandling = "Redact"
 	// SecretSkip writes nothing for Secrets.
 	SecretSkip SecretHandling = "Skip"
+	// SecretEncrypt writes the Secret SOPS-encrypted (age) for the
+	// recipients of the rule's `encryption`, or else of its GitTarget's.
+	SecretEncrypt SecretHandling = "Encrypt"
 )
+
+// RuleEncryptionSpec overrides the GitTarget's recipients for one rule.
+type RuleEncryptionSpec struct {
+	// Age lists the age recipients of this rule's files.
+	Age AgeEncryption `json:"age"`
+}
+
+// SecretFieldSelector names fields of a secret-shaped resource (a sealed or
+// external secret kind, a credentials CRD) whose values are handled as a
+// Secret's values.
+type SecretFieldSelector struct {
+	// APIGroup of the kind; "" is the core group.
+	// +optional
+	APIGroup string `json:"apiGroup,omitempty"`
+
+	// Kind of the resource, e.g. `SealedSecret`.
+	// +kubebuilder:validation:MinLength=1
+	Kind string `json:"kind"`
+
+	// Paths are dotted field paths, e.g. `spec.encryptedData` or
+	// `spec.auth.password`. Every value under a path is redacted (a
+	// string becomes REDACTED, a number 0), skipped with the object, or
+	// encrypted, as `secrets` says; policies and WASM modules always see
+	// them redacted.
+	// +kubebuilder:validation:MinItems=1
+	Paths []string `json:"paths"`
+}
 
 // ResourceSelector selects resources by API group, version and plural
 // resource name, as in RBAC rules.
@@ -146,10 +176,23 @@ type RuleSpec struct {
 	// +optional
 	Layout *ModuleReference `json:"layout,omitempty"`
 
-	// Secrets says how Secrets reach Git: values redacted, or skipped.
+	// Secrets says how Secrets (and the SecretFields of secret-shaped
+	// resources) reach Git: values redacted (the file still applies),
+	// skipped, or encrypted with SOPS for age recipients (see
+	// docs/secrets.md).
 	// +kubebuilder:default=Redact
 	// +optional
 	Secrets SecretHandling `json:"secrets,omitempty"`
+
+	// Encryption overrides the GitTarget's `encryption` recipients for
+	// this rule's files when `secrets` is Encrypt.
+	// +optional
+	Encryption *RuleEncryptionSpec `json:"encryption,omitempty"`
+
+	// SecretFields opts custom resources in to the handling of Secret
+	// values, per kind and field path.
+	// +optional
+	SecretFields []SecretFieldSelector `json:"secretFields,omitempty"`
 }
 
 // WatchRuleSpec selects changes within the rule's own namespace.

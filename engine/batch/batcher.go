@@ -64,6 +64,10 @@ type Options struct {
 	// WatchSynced reports whether the watch's informers have synced; a
 	// reconcile lists only after them (nil: at once).
 	WatchSynced func() bool
+	// FingerprintKeys gives each target the key of the plaintext HMACs
+	// of its encrypted files (encrypt.go); nil fails every encryption
+	// (closed: nothing written).
+	FingerprintKeys FingerprintKeySource
 }
 
 // TargetStatus is what a target's worker holds back and why.

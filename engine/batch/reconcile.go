@@ -358,7 +358,16 @@ func (b *Batcher) reconcileOn(ctx context.Context, t *target, rs []*rules.Rule, 
 	}
 	b.opts.Log.V(1).Info("planned a reconcile", "target", key.String(), "listed", plan.Listed, "unchanged", plan.Unchanged,
 		"added", plan.Added, "updated", plan.Updated, "removed", len(removals), "held", len(plan.Held), "read", plan.Read)
-	return rechecks, b.commitReconcile(ctx, t, plan.Writes, removals, plan.Added, plan.Updated, why)
+	writes, added, updated := plan.Writes, plan.Added, plan.Updated
+	if w, isNew, ok := sopsConfigWrite(t); ok {
+		writes = append(writes, w)
+		if isNew {
+			added++
+		} else {
+			updated++
+		}
+	}
+	return rechecks, b.commitReconcile(ctx, t, writes, removals, added, updated, why)
 }
 
 // basePathOf is the target's base path as a repository path ("" for the
@@ -403,17 +412,18 @@ func (b *Batcher) reconcileRender(t *target, now time.Time) reconcile.RenderFunc
 		if r.Policy != nil {
 			pd := policyDecider{c: c}
 			// A policy that cannot evaluate fails open, as for a change.
-			if d, err := pd.decide(ctx, r.Policy); err == nil && !d.Record {
+			if d, err := redactedFor(&pd, r).decide(ctx, r.Policy); err == nil && !d.Record {
 				return "", nil, reconcile.ErrNotRecorded
 			}
 		}
 		if _, open := b.breakers.open(r, now); open {
 			return "", nil, errBreakerOpen // failing closed, without spending a deadline per object
 		}
-		f, err := render(ctx, c, r, t.spec)
+		f, err := render(ctx, c, r, t.spec, b.sealerFor(t))
 		if errors.Is(err, transform.ErrSkipped) {
 			return "", nil, reconcile.ErrNotRecorded
 		}
+		b.encryptionHealth(r, c, err)
 		b.moduleFailed(r, err)
 		if err != nil {
 			// The same failure a change would meet: fail closed for this

@@ -35,14 +35,22 @@ func (e *moduleError) Unwrap() error { return e.err }
 
 // render turns one change into the file it writes or removes: the
 // built-in sanitizer, then the rule's WASM sanitizers in order, then the
-// path from the rule's layout module or the default layout.
-func render(ctx context.Context, c change.Change, r *rules.Rule, target v1alpha1.GitTargetSpec) (fileChange, error) {
+// path from the rule's layout module or the default layout, then, for a
+// rule that encrypts Secrets, the encryption (encrypt.go; s may be nil
+// where nothing is encrypted).
+func render(ctx context.Context, c change.Change, r *rules.Rule, target v1alpha1.GitTargetSpec, s *sealer) (fileChange, error) {
 	summary := fmt.Sprintf("%s %s %s", c.Operation, resourceName(c), objectName(c))
+	fields := secretFieldsOf(r, c.Object)
 	if c.Operation == v1alpha1.OperationDelete {
-		if c.Resource.Group == "" && c.Resource.Resource == "secrets" && r.Spec.Secrets == v1alpha1.SecretSkip {
+		if ((c.Resource.Group == "" && c.Resource.Resource == "secrets") || len(fields) > 0) && r.Spec.Secrets == v1alpha1.SecretSkip {
 			return fileChange{}, transform.ErrSkipped
 		}
-		p, err := layout(ctx, c, r, target, c.Object)
+		obj := c.Object
+		if obj != nil && len(fields) > 0 {
+			// The layout module sees the secret fields redacted, as on a write.
+			obj = &unstructured.Unstructured{Object: transform.RedactFields(obj.Object, fields)}
+		}
+		p, err := layout(ctx, c, r, target, obj)
 		if err != nil {
 			return fileChange{}, err
 		}
@@ -51,7 +59,7 @@ func render(ctx context.Context, c change.Change, r *rules.Rule, target v1alpha1
 	if c.Object == nil {
 		return fileChange{}, fmt.Errorf("change of %s has no object", objectName(c))
 	}
-	clean, err := transform.Sanitize(c.Object, transform.Options{Secrets: transform.SecretHandling(r.Spec.Secrets)})
+	clean, err := transform.Sanitize(c.Object, transform.Options{Secrets: transform.SecretHandling(r.Spec.Secrets), SecretFields: fields})
 	if err != nil {
 		return fileChange{}, fmt.Errorf("sanitizing: %w", err)
 	}
@@ -75,6 +83,13 @@ func render(ctx context.Context, c change.Change, r *rules.Rule, target v1alpha1
 	p, err := layout(ctx, c, r, target, clean)
 	if err != nil {
 		return fileChange{}, err
+	}
+	if encrypts(r, c.Object, fields) {
+		content, err := s.seal(ctx, r, p, clean, c.Object, fields)
+		if err != nil {
+			return fileChange{}, err
+		}
+		return fileChange{path: p, content: content, summary: summary}, nil
 	}
 	content, err := transform.Marshal(clean)
 	if err != nil {

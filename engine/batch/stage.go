@@ -3,7 +3,10 @@ package batch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/change"
@@ -20,7 +23,7 @@ import (
 
 // stage returns the file change of c under r, and false when the rule does
 // not write it (policy, breaker, skipped kind, render failure).
-func (b *Batcher) stage(ctx context.Context, pd *policyDecider, c change.Change, r *rules.Rule, spec v1alpha1.GitTargetSpec) (fileChange, bool) {
+func (b *Batcher) stage(ctx context.Context, pd *policyDecider, c change.Change, r *rules.Rule, spec v1alpha1.GitTargetSpec, s *sealer) (fileChange, bool) {
 	if !c.Observed.IsZero() && c.Observed.Before(r.Active) {
 		// Seen before the rule existed (the watch held it for the
 		// webhook's claim while the rule arrived): the target's
@@ -33,7 +36,7 @@ func (b *Batcher) stage(ctx context.Context, pd *policyDecider, c change.Change,
 	// gone (or left the selection) must go whoever removed it
 	// (docs/policies.md, "Deletes are always recorded").
 	if r.Policy != nil && c.Operation != v1alpha1.OperationDelete {
-		d, err := pd.decide(ctx, r.Policy)
+		d, err := redactedFor(pd, r).decide(ctx, r.Policy)
 		switch {
 		case err != nil:
 			// Fail open: a policy that cannot evaluate loses nothing;
@@ -68,10 +71,11 @@ func (b *Batcher) stage(ctx context.Context, pd *policyDecider, c change.Change,
 			"resource", c.Resource.String(), "namespace", c.Namespace, "name", c.Name)
 		return fileChange{}, false
 	}
-	f, err := render(ctx, c, r, spec)
+	f, err := render(ctx, c, r, spec, s)
 	if errors.Is(err, transform.ErrSkipped) {
 		return fileChange{}, false
 	}
+	b.encryptionHealth(r, c, err)
 	if me := b.moduleFailed(r, err); me != nil {
 		if b.opts.Health != nil {
 			b.opts.Health.Fail(r.Key, rules.Failure{Module: me.module, Reason: me.reason, Message: me.Error(),
@@ -92,6 +96,44 @@ func (b *Batcher) stage(ctx context.Context, pd *policyDecider, c change.Change,
 		return fileChange{}, false
 	}
 	return f, true
+}
+
+// encryptionHealth puts a failed encryption on the rule's condition, and
+// clears it when an encryption of the rule succeeds again.
+func (b *Batcher) encryptionHealth(r *rules.Rule, c change.Change, err error) {
+	if b.opts.Health == nil {
+		return
+	}
+	var ee *encryptionError
+	switch {
+	case errors.As(err, &ee):
+		b.opts.Health.Fail(r.Key, rules.Failure{Module: encryptionModule, Reason: v1alpha1.ReasonEncryptionFailed,
+			Message: fmt.Sprintf("%s not written: %s", objectName(c), ee.Error()), Generation: r.Generation, When: time.Now()})
+	case err == nil && encrypts(r, c.Object, secretFieldsOf(r, c.Object)):
+		b.opts.Health.Recover(r.Key, encryptionModule)
+	}
+}
+
+// redactedFor returns the policy decider for r: pd itself, or one whose
+// input has the secret fields the rule names for the object's kind
+// redacted (policies never see a Secret's values, nor these).
+func redactedFor(pd *policyDecider, r *rules.Rule) *policyDecider {
+	fields := secretFieldsOf(r, pd.c.Object)
+	if len(fields) == 0 {
+		return pd
+	}
+	c := pd.c
+	if c.Object != nil {
+		c.Object = &unstructured.Unstructured{Object: transform.RedactFields(c.Object.Object, fields)}
+	}
+	if c.OldObject != nil {
+		c.OldObject = &unstructured.Unstructured{Object: transform.RedactFields(c.OldObject.Object, fields)}
+		if c.Object != nil {
+			// A value change must not read as a status-only update.
+			transform.MarkChangedFields(c.Object.Object, pd.c.Object.Object, pd.c.OldObject.Object, fields)
+		}
+	}
+	return &policyDecider{c: c}
 }
 
 // moduleFailed counts a module's failure and feeds the rule's breaker; it

@@ -67,6 +67,9 @@ type target struct {
 	// many placements point at a path (see place).
 	placed  map[placementKey]string
 	holders map[string]int
+
+	// seal is the encryption state (encrypt.go).
+	seal sealState
 }
 
 // targetDir is where a target keeps its clones and journal.

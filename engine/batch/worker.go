@@ -164,7 +164,7 @@ func (w *worker) process(ctx context.Context, it item) {
 	pd := policyDecider{c: it.c}
 	now := time.Now()
 	for _, r := range it.rules {
-		f, ok := w.b.stage(ctx, &pd, it.c, r, t.spec)
+		f, ok := w.b.stage(ctx, &pd, it.c, r, t.spec, w.b.sealerFor(t))
 		if !ok {
 			continue
 		}

@@ -103,6 +103,7 @@ func (r *GitTargetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		r.OnChange(req.NamespacedName)
 	}
 	summarize(target, o, r.Recorder)
+	setEncryptionCondition(target)
 	target.Status.ObservedGeneration = target.Generation
 	now := metav1.Now()
 	target.Status.LastCheckTime = &now

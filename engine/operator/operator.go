@@ -116,8 +116,9 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 		return nil, fmt.Errorf("creating a dynamic client: %w", err)
 	}
 	gitstore.SetTimeouts(opts.GitTimeout)
+	targets := controller.TargetSource{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient()}
 	batcher := batch.New(batch.Options{
-		Targets:        controller.TargetSource{Reader: mgr.GetAPIReader()},
+		Targets:        targets,
 		Index:          op.Index,
 		Lister:         batch.DynamicLister{Client: dyn},
 		WorkDir:        opts.WorkDir,
@@ -127,6 +128,9 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 		// the manager starts anything).
 		WatchSynced:       func() bool { return op.watcher != nil && op.watcher.Synced() },
 		ReconcileInterval: opts.ReconcileInterval,
+
+		// Keys the plaintext HMACs of encrypted files (docs/secrets.md).
+		FingerprintKeys: targets,
 	})
 	if err := (&controller.GitTargetReconciler{
 		OnChange:      batcher.Forget,

@@ -101,7 +101,12 @@ type Document struct {
 // first (see redactSecret): no policy ever sees them.
 func NewDocument(in *Input) (Document, error) {
 	secret := isSecretInput(in)
-	obj, err := objectValue(redactSecret(in.Object, secret))
+	view := redactSecret(in.Object, secret)
+	if secret && in.Object != nil && in.OldObject != nil {
+		// A value change must not read as a status-only update.
+		view = transform.MarkChangedSecretValues(view, in.Object, in.OldObject)
+	}
+	obj, err := objectValue(view)
 	if err != nil {
 		return Document{}, fmt.Errorf("converting object: %w", err)
 	}

@@ -67,7 +67,7 @@ func Equivalent(a, b *unstructured.Unstructured) (bool, error) {
 // matters because the confirm stage fingerprints every admission request
 // and watch event, while Marshal runs only for files that are written.
 func canonical(obj *unstructured.Unstructured) ([]byte, error) {
-	clean, err := sanitize(obj, secretKeep)
+	clean, err := sanitize(obj, secretKeep, nil)
 	if err != nil {
 		return nil, fmt.Errorf("fingerprint: %w", err)
 	}

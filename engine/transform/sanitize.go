@@ -19,6 +19,11 @@ const (
 	Redact SecretHandling = "Redact"
 	// Skip writes nothing for Secrets: Sanitize returns ErrSkipped.
 	Skip SecretHandling = "Skip"
+	// Encrypt is Redact for Sanitize: WASM sanitizers see the redacted
+	// object; the caller then puts the hidden values back
+	// (RestoreSecretValues) and encrypts them (engine/sops) before
+	// anything is written.
+	Encrypt SecretHandling = "Encrypt"
 )
 
 // RedactedValue replaces every value of a redacted Secret's `stringData`.
@@ -36,6 +41,13 @@ var ErrSkipped = errors.New("object skipped")
 type Options struct {
 	// Secrets says how Secrets are handled; empty means Redact.
 	Secrets SecretHandling
+	// SecretFields are dotted field paths (`spec.encryptedData`) of an
+	// object that is not a Secret whose values are handled as a Secret's:
+	// every leaf under them redacted (RedactedValue for strings, 0 for
+	// numbers) and labels or annotations carrying one of them dropped, or
+	// the object skipped under Skip. For secret-shaped custom resources;
+	// ignored for Secrets.
+	SecretFields []string
 }
 
 // secretMode is how sanitize treats Secret values. secretKeep exists only
@@ -50,13 +62,13 @@ const (
 
 func (o Options) secretMode() (secretMode, error) {
 	switch o.Secrets {
-	case "", Redact:
+	case "", Redact, Encrypt:
 		return secretRedact, nil
 	case Skip:
 		return secretSkip, nil
 	default:
 		// Fail closed: an unknown mode must not let values through.
-		return 0, fmt.Errorf("unknown secret handling %q (want %q or %q)", o.Secrets, Redact, Skip)
+		return 0, fmt.Errorf("unknown secret handling %q (want %q, %q or %q)", o.Secrets, Redact, Skip, Encrypt)
 	}
 }
 
@@ -70,7 +82,7 @@ func Sanitize(obj *unstructured.Unstructured, opts Options) (*unstructured.Unstr
 	if err != nil {
 		return nil, fmt.Errorf("sanitize %s: %w", describe(obj), err)
 	}
-	out, err := sanitize(obj, mode)
+	out, err := sanitize(obj, mode, opts.SecretFields)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +101,7 @@ func describe(obj *unstructured.Unstructured) string {
 	return fmt.Sprintf("%s %s", obj.GetKind(), name)
 }
 
-func sanitize(obj *unstructured.Unstructured, mode secretMode) (map[string]interface{}, error) {
+func sanitize(obj *unstructured.Unstructured, mode secretMode, fields []string) (map[string]interface{}, error) {
 	if obj == nil || obj.Object == nil {
 		return nil, errors.New("sanitize: nil object")
 	}
@@ -104,7 +116,8 @@ func sanitize(obj *unstructured.Unstructured, mode secretMode) (map[string]inter
 		return nil, fmt.Errorf("sanitize %s: %w", what, err)
 	}
 	gk := schema.GroupKind{Group: gv.Group, Kind: kind}
-	if gk == secretKind && mode == secretSkip {
+	secretShaped := gk != secretKind && len(fields) > 0
+	if (gk == secretKind || secretShaped) && mode == secretSkip {
 		return nil, fmt.Errorf("sanitize %s: %w", what, ErrSkipped)
 	}
 
@@ -119,6 +132,9 @@ func sanitize(obj *unstructured.Unstructured, mode secretMode) (map[string]inter
 	}
 	if gk == secretKind {
 		cleanSecret(out, mode)
+	}
+	if secretShaped && mode != secretKeep {
+		dropLeakingMetadata(out, redactFields(out, fields))
 	}
 	pruneEmptyMetadata(out)
 	return out, nil

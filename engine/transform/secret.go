@@ -37,11 +37,14 @@ func cleanSecret(obj map[string]interface{}, mode secretMode) {
 		}
 	}
 	values := secretValues(obj)
-	redact(obj, "data", RedactedData)
-	redact(obj, "stringData", RedactedValue)
+	redactSecretField(obj, "data")
+	redactSecretField(obj, "stringData")
+	dropLeakingMetadata(obj, values)
+}
 
-	// The last-applied annotation is gone already (cleanMetadata); any
-	// other label or annotation that carries a value goes too.
+// dropLeakingMetadata removes every label or annotation that carries one
+// of values. The last-applied annotation is gone already (cleanMetadata).
+func dropLeakingMetadata(obj map[string]interface{}, values []string) {
 	meta := nestedMap(obj, "metadata")
 	for _, k := range []string{"labels", "annotations"} {
 		m := nestedMap(meta, k)
@@ -82,18 +85,6 @@ func secretValues(obj map[string]interface{}) []string {
 		add(base64.StdEncoding.EncodeToString([]byte(s)))
 	}
 	return values
-}
-
-// redact replaces every value of obj[field] with marker, whatever its type.
-func redact(obj map[string]interface{}, field, marker string) {
-	m := nestedMap(obj, field)
-	for k := range m {
-		m[k] = marker
-	}
-	if _, ok := obj[field]; ok && m == nil && obj[field] != nil {
-		// Not an object: nothing safe to keep.
-		delete(obj, field)
-	}
 }
 
 func containsAny(s string, values []string) bool {
