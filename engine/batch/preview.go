@@ -57,7 +57,7 @@ func PreviewChange(ctx context.Context, c change.Change, r *rules.Rule, spec v1a
 			return out, nil
 		}
 	}
-	f, err := render(ctx, c, r, spec)
+	f, err := render(ctx, c, r, spec, nil) // offline: a rule that encrypts fails closed for Secrets
 	if errors.Is(err, transform.ErrSkipped) {
 		out.Skipped = true
 		return out, nil
@@ -91,7 +91,7 @@ func SnapshotRender(spec v1alpha1.GitTargetSpec, onError func(r *rules.Rule, gvr
 				return "", nil, reconcile.ErrNotRecorded
 			}
 		}
-		f, err := render(ctx, c, r, spec)
+		f, err := render(ctx, c, r, spec, nil) // offline: a rule that encrypts fails closed for Secrets
 		if errors.Is(err, transform.ErrSkipped) {
 			return "", nil, reconcile.ErrNotRecorded
 		}
