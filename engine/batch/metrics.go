@@ -21,4 +21,11 @@ var (
 	replayedChanges  = telemetry.NewCounter("gitops_reverser_journal_replayed_changes_total", "File changes recovered from a journal at start (left by a crash).")
 	recordBlocked    = telemetry.NewCounter("gitops_reverser_record_blocked_total", "Changes that found their target's queue full and waited for room (backpressure).")
 	heldDropped      = telemetry.NewCounter("gitops_reverser_held_changes_dropped_total", "Changes dropped because their GitTarget could not be read for too long (missing target or Secret).")
+	changesCommitted = telemetry.NewCounterVec("gitops_reverser_changes_committed_total",
+		"Changes written in a commit of an author session, by target and by whether the author is known.", "target", "attributed")
+	pushLag = telemetry.NewHistogramVec("gitops_reverser_change_push_lag_seconds",
+		"Time from the watch event of a change to the successful push of the commit that holds it.",
+		[]float64{0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600}, "target")
+	targetReachable = telemetry.NewGaugeVec("gitops_reverser_target_reachable",
+		"1 while the last network call to the target's remote (fetch, pull, push) succeeded, 0 after a failure.", "target")
 )

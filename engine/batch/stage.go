@@ -5,9 +5,12 @@ import (
 	"errors"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/change"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
+	"github.com/gitops-reverser/gitops-reverser/engine/telemetry"
 	"github.com/gitops-reverser/gitops-reverser/engine/transform"
 )
 
@@ -33,7 +36,12 @@ func (b *Batcher) stage(ctx context.Context, pd *policyDecider, c change.Change,
 	// gone (or left the selection) must go whoever removed it
 	// (docs/policies.md, "Deletes are always recorded").
 	if r.Policy != nil && c.Operation != v1alpha1.OperationDelete {
+		start := spanStart(c)
 		d, err := pd.decide(ctx, r.Policy)
+		if c.Trace.IsValid() {
+			telemetry.Record(c.Trace, telemetry.SpanPolicy, start, time.Now(), telemetry.AttrRule.String(r.Key.String()),
+				telemetry.AttrRecord.Bool(err != nil || d.Record))
+		}
 		switch {
 		case err != nil:
 			// Fail open: a policy that cannot evaluate loses nothing;
@@ -68,7 +76,16 @@ func (b *Batcher) stage(ctx context.Context, pd *policyDecider, c change.Change,
 			"resource", c.Resource.String(), "namespace", c.Namespace, "name", c.Name)
 		return fileChange{}, false
 	}
+	start := spanStart(c)
 	f, err := render(ctx, c, r, spec)
+	if c.Trace.IsValid() {
+		// The built-in sanitizer, the rule's WASM sanitizers and layout.
+		span := telemetry.Start(c.Trace, telemetry.SpanRender, start, telemetry.AttrRule.String(r.Key.String()))
+		if err != nil && !errors.Is(err, transform.ErrSkipped) {
+			span.SetStatus(codes.Error, "render failed")
+		}
+		span.End()
+	}
 	if errors.Is(err, transform.ErrSkipped) {
 		return fileChange{}, false
 	}
@@ -92,6 +109,14 @@ func (b *Batcher) stage(ctx context.Context, pd *policyDecider, c change.Change,
 		return fileChange{}, false
 	}
 	return f, true
+}
+
+// spanStart is the start of a stage's span: now when c is traced.
+func spanStart(c change.Change) time.Time {
+	if c.Trace.IsValid() {
+		return time.Now()
+	}
+	return time.Time{}
 }
 
 // moduleFailed counts a module's failure and feeds the rule's breaker; it

@@ -168,15 +168,16 @@ const (
 // Attribute keys of the spans. An object is named by its key, never by its
 // content.
 const (
-	AttrGroup     = attribute.Key("k8s.group")
-	AttrResource  = attribute.Key("k8s.resource")
-	AttrNamespace = attribute.Key("k8s.namespace")
-	AttrName      = attribute.Key("k8s.name")
-	AttrOperation = attribute.Key("k8s.operation")
-	AttrTarget    = attribute.Key("gitops_reverser.target")
-	AttrRule      = attribute.Key("gitops_reverser.rule")
-	AttrCommit    = attribute.Key("vcs.commit.sha")
-	AttrPath      = attribute.Key("gitops_reverser.path")
+	AttrGroup      = attribute.Key("k8s.group")
+	AttrResource   = attribute.Key("k8s.resource")
+	AttrNamespace  = attribute.Key("k8s.namespace")
+	AttrName       = attribute.Key("k8s.name")
+	AttrOperation  = attribute.Key("k8s.operation")
+	AttrTarget     = attribute.Key("gitops_reverser.target")
+	AttrRule       = attribute.Key("gitops_reverser.rule")
+	AttrCommit     = attribute.Key("vcs.commit.sha")
+	AttrAttributed = attribute.Key("gitops_reverser.attributed")
+	AttrRecord     = attribute.Key("gitops_reverser.record")
 )
 
 // ObjectAttrs names an object by its key and the operation on it.
