@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/engine/admission"
 	"github.com/gitops-reverser/gitops-reverser/engine/batch"
 	"github.com/gitops-reverser/gitops-reverser/engine/operator"
+	"github.com/gitops-reverser/gitops-reverser/engine/telemetry"
 )
 
 func main() {
@@ -103,6 +105,18 @@ func run(args []string) error {
 		return fmt.Errorf("preparing the webhook certificate: %w", err)
 	}
 	setupLog := ctrl.Log.WithName("setup")
+	// OTEL_* configure the export of traces and metrics (docs/metrics.md).
+	tel, err := telemetry.Setup(context.Background(), telemetry.Options{Log: ctrl.Log.WithName("telemetry")})
+	if err != nil {
+		return fmt.Errorf("setting up OpenTelemetry: %w", err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(ctx); err != nil {
+			setupLog.Error(err, "flushing OpenTelemetry")
+		}
+	}()
 	setupLog.Info("webhook certificate", "result", string(cert.Origin), "dir", certDir, "caFile", cert.CAFile, "host", host)
 	if cert.Mismatch != nil {
 		// Reported again at every sync and by /readyz; the operator runs
@@ -156,6 +170,22 @@ func run(args []string) error {
 	}
 	if err := mgr.AddReadyzCheck("webhook-ca", op.WebhookCACheck); err != nil {
 		return fmt.Errorf("adding the webhook CA check: %w", err)
+	}
+	// Ready means: the serving certificate is valid now and served, and
+	// the informers synced. A GitTarget's remote is its own signal (its
+	// conditions, gitops_reverser_target_reachable), never readiness.
+	if err := mgr.AddReadyzCheck("webhook-cert", admission.ServingCertCheck(cert.CertFile, nil)); err != nil {
+		return fmt.Errorf("adding the webhook certificate check: %w", err)
+	}
+	if clientCAFile == "" {
+		// A TLS dial to the webhook port; with client certificates
+		// required it would count a refused handshake every probe.
+		if err := mgr.AddReadyzCheck("webhook-served", mgr.GetWebhookServer().StartedChecker()); err != nil {
+			return fmt.Errorf("adding the webhook server check: %w", err)
+		}
+	}
+	if err := mgr.AddReadyzCheck("informers", op.InformersCheck(mgr)); err != nil {
+		return fmt.Errorf("adding the informers check: %w", err)
 	}
 	ctrl.Log.WithName("setup").Info("starting gitops-reverser")
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
