@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/gitops-reverser/gitops-reverser/engine/telemetry"
 )
@@ -79,10 +80,15 @@ func (t *target) pushed(start, end time.Time) {
 }
 
 // reachable sets the target's remote signal after a network call.
-func (t *target) reachable(ok bool) {
+func (t *target) reachable(ok bool) { setReachable(t.key, ok) }
+
+// setReachable sets the remote signal of key: 1 after a network call that
+// succeeded, 0 after one that failed or while the target cannot be opened
+// (its clone, its Secret).
+func setReachable(key types.NamespacedName, ok bool) {
 	v := 0.0
 	if ok {
 		v = 1
 	}
-	targetReachable.WithLabelValues(t.key.String()).Set(v)
+	targetReachable.WithLabelValues(key.String()).Set(v)
 }

@@ -185,6 +185,7 @@ func (w *worker) resolve(ctx context.Context, now time.Time) {
 		w.t, err = w.b.openTarget(gt, creds, w.key)
 	}
 	if err != nil {
+		setReachable(w.key, false)
 		w.resolveFails++
 		w.resolveErr = err
 		w.resolveRetryAt = now.Add(backoff(w.resolveFails, w.b.opts.RetryInterval, w.b.opts.MaxBackoff))
