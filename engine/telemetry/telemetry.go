@@ -56,6 +56,9 @@ type Options struct {
 	Log logr.Logger
 	// Getenv reads the environment; nil is os.Getenv.
 	Getenv func(string) string
+	// SpanExporter, when set, receives every span synchronously instead
+	// of an exporter the environment chooses (tests).
+	SpanExporter sdktrace.SpanExporter
 }
 
 // Setup starts the export of traces when the environment asks for it
@@ -72,18 +75,24 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 		log.Error(err, "OpenTelemetry export")
 	}))
 	t := &Telemetry{}
-	on, why := otlpTracesWanted(getenv)
-	log.Info("OpenTelemetry", "otlpTraces", onOff(on)+": "+why, "otlpMetrics", otlpNote)
-	if !on {
-		return t, nil
-	}
-	exp, err := otlptracehttp.New(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("creating the OTLP trace exporter: %w", err)
-	}
 	// The sampler comes from OTEL_TRACES_SAMPLER (default
 	// parentbased_always_on), the batch limits from OTEL_BSP_*.
-	t.traces = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(newResource()))
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(newResource())}
+	if o.SpanExporter != nil {
+		opts = append(opts, sdktrace.WithSyncer(o.SpanExporter))
+	} else {
+		on, why := otlpTracesWanted(getenv)
+		log.Info("OpenTelemetry", "otlpTraces", onOff(on)+": "+why, "otlpMetrics", otlpNote)
+		if !on {
+			return t, nil
+		}
+		exp, err := otlptracehttp.New(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("creating the OTLP trace exporter: %w", err)
+		}
+		opts = append(opts, sdktrace.WithBatcher(exp))
+	}
+	t.traces = sdktrace.NewTracerProvider(opts...)
 	otel.SetTracerProvider(t.traces)
 	otel.SetTextMapPropagator(propagation.TraceContext{})
 	tracer = t.traces.Tracer(scope)

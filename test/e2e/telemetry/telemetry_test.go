@@ -191,9 +191,13 @@ var _ = Describe("Telemetry of the manager binary", Ordered, func() {
 				Expect(got).To(ConsistOf(d.labels), "labels of %s", d.name)
 			}
 		}
+		listed := map[string]bool{}
+		for _, d := range docs {
+			listed[d.name] = true
+		}
 		for name := range families {
 			if strings.HasPrefix(name, "gitops_reverser_") {
-				Expect(docs).To(ContainElement(HaveField("name", name)), "served metric %s is documented", name)
+				Expect(listed).To(HaveKey(name), "served metric %s is documented", name)
 			}
 		}
 		Expect(families).NotTo(HaveKey("target_info"))
