@@ -33,7 +33,7 @@ func (op *Operator) InformersCheck(mgr manager.Manager) func(*http.Request) erro
 		if !mgr.GetCache().WaitForCacheSync(ctx) {
 			return errors.New("the manager's cache has not synced")
 		}
-		if !op.watcher.Synced() {
+		if op.watcher == nil || !op.watcher.Synced() {
 			return errors.New("the watch's informers have not synced")
 		}
 		synced.Store(true)
