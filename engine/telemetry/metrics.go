@@ -78,8 +78,8 @@ func otlpMetricsWanted(getenv func(string) string) (bool, string) {
 	switch v := strings.TrimSpace(getenv("OTEL_METRICS_EXPORTER")); v {
 	case "otlp":
 		return true, "OTEL_METRICS_EXPORTER=otlp"
-	case "none":
-		return false, "OTEL_METRICS_EXPORTER=none"
+	case "none", "prometheus": // the Prometheus endpoint is always served
+		return false, "OTEL_METRICS_EXPORTER=" + v
 	case "":
 	default:
 		return false, "OTEL_METRICS_EXPORTER=" + v + " is not supported (otlp, none)"
