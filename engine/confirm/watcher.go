@@ -635,7 +635,7 @@ func (w *Watcher) emit(ev *event, user change.User) {
 		// when no claim named the author.
 		span = telemetry.Record(user.Claim, telemetry.SpanConfirm, ev.observed, time.Now(),
 			append(telemetry.ObjectAttrs(ev.resource, ev.obj.GetNamespace(), ev.obj.GetName(), string(ev.op)),
-				telemetry.AttrAttributed.Bool(!user.IsUnknown()))...)
+				telemetry.AttrKind.String(ev.obj.GetKind()), telemetry.AttrAttributed.Bool(!user.IsUnknown()))...)
 	}
 	if len(ev.rules) > 0 {
 		w.opts.Sink.Record(w.sinkCtx, change.Change{

@@ -25,7 +25,7 @@ type electionManager struct {
 }
 
 func (m *electionManager) Elected() <-chan struct{} { return m.elected }
-func (m *electionManager) GetCache() cache.Cache   { return syncCache{synced: m.synced} }
+func (m *electionManager) GetCache() cache.Cache    { return syncCache{synced: m.synced} }
 
 type syncCache struct {
 	cache.Cache

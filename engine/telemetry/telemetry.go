@@ -179,6 +179,7 @@ const (
 const (
 	AttrGroup      = attribute.Key("k8s.group")
 	AttrResource   = attribute.Key("k8s.resource")
+	AttrKind       = attribute.Key("k8s.kind")
 	AttrNamespace  = attribute.Key("k8s.namespace")
 	AttrName       = attribute.Key("k8s.name")
 	AttrOperation  = attribute.Key("k8s.operation")

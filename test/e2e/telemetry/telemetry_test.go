@@ -231,6 +231,7 @@ var _ = Describe("Telemetry of the manager binary", Ordered, func() {
 					Expect(attr(s.GetAttributes(), "k8s.operation")).To(Equal("CREATE"))
 				case "confirm":
 					Expect(attr(s.GetAttributes(), "gitops_reverser.attributed")).To(Equal("true"))
+					Expect(attr(s.GetAttributes(), "k8s.kind")).To(Equal("ConfigMap"))
 				case "commit", "push":
 					Expect(attr(s.GetAttributes(), "vcs.commit.sha")).To(Equal(sha), "%s span of %s", s.GetName(), n)
 					Expect(attr(s.GetAttributes(), "gitops_reverser.target")).To(Equal(t.Namespace + "/" + e2ekit.GitTargetName))
