@@ -32,6 +32,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/engine/admission"
 	"github.com/gitops-reverser/gitops-reverser/engine/batch"
 	"github.com/gitops-reverser/gitops-reverser/engine/operator"
+	"github.com/gitops-reverser/gitops-reverser/engine/telemetry"
 )
 
 // envPod is $POD_NAMESPACE/$POD_NAME, "" unless both are set.
@@ -128,6 +129,18 @@ func run(args []string) error {
 	host := admission.WebhookHost(opts.WebhookURL, opts.WebhookService)
 	hosts := admission.ServingHosts(opts.WebhookURL, opts.WebhookService)
 	setupLog := ctrl.Log.WithName("setup")
+	// OTEL_* configure the export of traces and metrics (docs/metrics.md).
+	tel, err := telemetry.Setup(context.Background(), telemetry.Options{Log: ctrl.Log.WithName("telemetry")})
+	if err != nil {
+		return fmt.Errorf("setting up OpenTelemetry: %w", err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(ctx); err != nil {
+			setupLog.Error(err, "flushing OpenTelemetry")
+		}
+	}()
 	webhookOpts := webhook.Options{Port: webhookPort, CertDir: certDir}
 	var secret types.NamespacedName
 	if certSecret != "" {
@@ -227,6 +240,22 @@ func run(args []string) error {
 	}
 	if err := mgr.AddReadyzCheck("webhook-ca", op.WebhookCACheck); err != nil {
 		return fmt.Errorf("adding the webhook CA check: %w", err)
+	}
+	// Ready means: the serving certificate is valid now and served, and
+	// the informers synced. A GitTarget's remote is its own signal (its
+	// conditions, gitops_reverser_target_reachable), never readiness.
+	if err := mgr.AddReadyzCheck("webhook-cert", admission.ServingCertCheck(opts.WebhookCertFile, nil)); err != nil {
+		return fmt.Errorf("adding the webhook certificate check: %w", err)
+	}
+	if clientCAFile == "" {
+		// A TLS dial to the webhook port; with client certificates
+		// required it would count a refused handshake every probe.
+		if err := mgr.AddReadyzCheck("webhook-served", mgr.GetWebhookServer().StartedChecker()); err != nil {
+			return fmt.Errorf("adding the webhook server check: %w", err)
+		}
+	}
+	if err := mgr.AddReadyzCheck("informers", op.InformersCheck(mgr)); err != nil {
+		return fmt.Errorf("adding the informers check: %w", err)
 	}
 	ctrl.Log.WithName("setup").Info("starting gitops-reverser")
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {

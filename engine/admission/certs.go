@@ -18,9 +18,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/gitops-reverser/gitops-reverser/engine/telemetry"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 // Files of a webhook certificate folder: the names controller-runtime's
@@ -349,11 +348,4 @@ func newCertSet(hosts []string, validity time.Duration, now time.Time) (certSet,
 
 // caMismatch is 1 while the serving certificate does not verify against
 // the caBundle of the webhook configuration.
-var caMismatch = prometheus.NewGauge(prometheus.GaugeOpts{
-	Name: "gitops_reverser_webhook_ca_mismatch",
-	Help: "1 while the webhook's serving certificate does not verify against the caBundle of its configuration (the API server cannot call the webhook; changes are recorded with author unknown), else 0.",
-})
-
-func init() {
-	_ = metrics.Registry.Register(caMismatch)
-}
+var caMismatch = telemetry.NewGauge("gitops_reverser_webhook_ca_mismatch", "1 while the webhook's serving certificate does not verify against the caBundle of its configuration (the API server cannot call the webhook; changes are recorded with author unknown), else 0.")

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
@@ -91,18 +89,9 @@ func testIndex() *rules.Index {
 	return ix
 }
 
-func counterValue(t *testing.T, c prometheus.Collector) float64 {
+func counterValue(t *testing.T, c interface{ Value() float64 }) float64 {
 	t.Helper()
-	ch := make(chan prometheus.Metric, 1)
-	c.Collect(ch)
-	var m dto.Metric
-	if err := (<-ch).Write(&m); err != nil {
-		t.Fatalf("reading metric: %v", err)
-	}
-	if m.Counter != nil {
-		return m.GetCounter().GetValue()
-	}
-	return m.GetGauge().GetValue()
+	return c.Value()
 }
 
 func reviewJSON(t *testing.T, req map[string]interface{}) string {

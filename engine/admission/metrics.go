@@ -1,8 +1,7 @@
 package admission
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"github.com/gitops-reverser/gitops-reverser/engine/telemetry"
 )
 
 // Reasons a review was not kept, the label of droppedTotal.
@@ -22,22 +21,10 @@ const (
 )
 
 var (
-	requestsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "gitops_reverser_admission_requests_total",
-		Help: "Admission requests received by the capture webhook, by result (queued, dropped, dry_run, malformed).",
-	}, []string{"result"})
-	droppedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "gitops_reverser_admission_dropped_total",
-		Help: "Admission reviews the capture webhook could not keep, by reason (queue_full, queue_bytes, too_large, failed); each taints its write, which is then recorded with author unknown.",
-	}, []string{"reason"})
-	matchedTotal = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "gitops_reverser_admission_matched_total",
-		Help: "Admission requests that at least one rule selects, recorded as pending changes.",
-	})
-	queueDepth = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "gitops_reverser_admission_queue_depth",
-		Help: "Admission requests waiting in the queue for a worker.",
-	})
+	requestsTotal = telemetry.NewCounterVec("gitops_reverser_admission_requests_total", "Admission requests received by the capture webhook, by result (queued, dropped, dry_run, malformed).", "result")
+	droppedTotal  = telemetry.NewCounterVec("gitops_reverser_admission_dropped_total", "Admission reviews the capture webhook could not keep, by reason (queue_full, queue_bytes, too_large, failed); each taints its write, which is then recorded with author unknown.", "reason")
+	matchedTotal  = telemetry.NewCounter("gitops_reverser_admission_matched_total", "Admission requests that at least one rule selects, recorded as pending changes.")
+	queueDepth    = telemetry.NewUpDown("gitops_reverser_admission_queue_depth", "Admission requests waiting in the queue for a worker.")
 
 	requestsQueued    = requestsTotal.WithLabelValues(resultQueued)
 	requestsDropped   = requestsTotal.WithLabelValues(resultDropped)
@@ -46,10 +33,8 @@ var (
 )
 
 func init() {
-	// Register, not MustRegister: the only failure is a duplicate
-	// registration, which must not crash the process.
-	_ = metrics.Registry.Register(requestsTotal)
-	_ = metrics.Registry.Register(droppedTotal)
-	_ = metrics.Registry.Register(matchedTotal)
-	_ = metrics.Registry.Register(queueDepth)
+	// Serve every reason from the start (docs/metrics.md).
+	for _, r := range []string{dropQueueFull, dropQueueBytes, dropTooLarge, dropFailed} {
+		droppedTotal.WithLabelValues(r)
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -172,7 +171,7 @@ func TestConfigSyncer_Sync_caBundleFollowsTheCertificate(t *testing.T) {
 	if !bytes.Equal(bundle(), readTestFile(t, caFile)) {
 		t.Error("the caBundle is not the CA file's content")
 	}
-	if got := testutil.ToFloat64(caMismatch); got != 1 {
+	if got := caMismatch.Value(); got != 1 {
 		t.Errorf("gitops_reverser_webhook_ca_mismatch %v, want 1", got)
 	}
 	if err := s.CheckServingCert(nil); err == nil {
@@ -204,7 +203,7 @@ func TestConfigSyncer_Sync_caBundleFollowsTheCertificate(t *testing.T) {
 	if !bytes.Equal(bundle(), rightCA) {
 		t.Error("the caBundle did not follow the CA file")
 	}
-	if got := testutil.ToFloat64(caMismatch); got != 0 {
+	if got := caMismatch.Value(); got != 0 {
 		t.Errorf("gitops_reverser_webhook_ca_mismatch %v, want 0", got)
 	}
 	if err := s.CheckServingCert(nil); err != nil {

@@ -3,21 +3,13 @@ package admission
 import (
 	"bytes"
 
+	"github.com/gitops-reverser/gitops-reverser/engine/telemetry"
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 // handshakeErrorsTotal counts TLS handshakes the webhook server refused or
 // lost, among them every client without a certificate from the client CA.
-var handshakeErrorsTotal = prometheus.NewCounter(prometheus.CounterOpts{
-	Name: "gitops_reverser_webhook_tls_handshake_errors_total",
-	Help: "TLS handshakes of the webhook server that failed: a client without a certificate from the client CA, a wrong common name, a client that does not trust the serving certificate, a dropped connection.",
-})
-
-func init() {
-	_ = metrics.Registry.Register(handshakeErrorsTotal)
-}
+var handshakeErrorsTotal = telemetry.NewCounter("gitops_reverser_webhook_tls_handshake_errors_total", "TLS handshakes of the webhook server that failed: a client without a certificate from the client CA, a wrong common name, a client that does not trust the serving certificate, a dropped connection.")
 
 // handshakePrefix starts the line net/http writes to its server's error
 // log for a failed TLS handshake.

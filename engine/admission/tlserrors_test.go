@@ -12,7 +12,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestStdlibLog_Write_lines(t *testing.T) {
@@ -33,11 +32,11 @@ func TestStdlibLog_Write_lines(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var logged []string
 			w := StdlibLog{Log: funcr.New(func(prefix, args string) { logged = append(logged, args) }, funcr.Options{Verbosity: 1})}
-			before := testutil.ToFloat64(handshakeErrorsTotal)
+			before := handshakeErrorsTotal.Value()
 			if n, err := w.Write([]byte(tt.line)); err != nil || n != len(tt.line) {
 				t.Fatalf("Write = %d, %v", n, err)
 			}
-			if got := testutil.ToFloat64(handshakeErrorsTotal) - before; (got == 1) != tt.counted {
+			if got := handshakeErrorsTotal.Value() - before; (got == 1) != tt.counted {
 				t.Errorf("counter rose by %v, counted = %v", got, tt.counted)
 			}
 			if len(logged) != 1 {
@@ -79,13 +78,13 @@ func TestStdlibLog_Write_refusedClient(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	before := testutil.ToFloat64(handshakeErrorsTotal)
+	before := handshakeErrorsTotal.Value()
 	if resp, err := client.Post(srv.URL, "application/json", nil); err == nil {
 		_ = resp.Body.Close()
 		t.Fatalf("a client without a certificate was heard: %s", resp.Status)
 	}
 	srv.Close() // waits for the server's connections, so the error is logged
-	if got := testutil.ToFloat64(handshakeErrorsTotal) - before; got < 1 {
+	if got := handshakeErrorsTotal.Value() - before; got < 1 {
 		t.Errorf("handshake errors rose by %v, want at least 1", got)
 	}
 }

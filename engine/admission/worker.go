@@ -8,7 +8,9 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -18,6 +20,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/change"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
+	"github.com/gitops-reverser/gitops-reverser/engine/telemetry"
 	"github.com/gitops-reverser/gitops-reverser/engine/transform"
 )
 
@@ -184,6 +187,10 @@ func (h *Handler) process(req *request) error {
 			return fmt.Errorf("fingerprinting: %w", err)
 		}
 		p.Fingerprint = fp
+	}
+	if telemetry.Tracing() {
+		p.User.Claim = telemetry.Record(trace.SpanContext{}, telemetry.SpanAdmission, req.received, time.Now(),
+			telemetry.ObjectAttrs(res, p.Namespace, p.Name, string(op))...)
 	}
 	h.opts.Recorder.AddPending(p)
 	return nil

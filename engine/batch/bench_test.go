@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -39,7 +38,7 @@ func BenchmarkBatcher_Record(b *testing.B) {
 	for i := range changes {
 		changes[i] = changeArgs{name: fmt.Sprintf("cm-%d", i)}
 	}
-	start := testutil.ToFloat64(journaledChanges)
+	start := journaledChanges.Value()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -47,7 +46,7 @@ func BenchmarkBatcher_Record(b *testing.B) {
 	}
 	for {
 		st, ok := batcher.Status(key)
-		taken := testutil.ToFloat64(journaledChanges) - start
+		taken := journaledChanges.Value() - start
 		if ok && taken >= float64(b.N) && st.Backlog() == 0 && st.Unpushed == 0 && st.Reason == "" {
 			break
 		}

@@ -9,15 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gitops-reverser/gitops-reverser/engine/telemetry"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/gitstore"
@@ -58,16 +57,18 @@ var youngMargin = 20 * time.Second // a variable for the package's tests
 const syncWait = time.Minute
 
 var (
-	reconcileRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "gitops_reverser_reconciles_total", Help: "Full reconciles of a Git target, by result (committed, unchanged, failed).",
-	}, []string{"result"})
-	reconcileFiles = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "gitops_reverser_reconcile_files_total", Help: "Files a reconcile added, updated or removed.",
-	}, []string{"change"})
+	reconcileRuns  = telemetry.NewCounterVec("gitops_reverser_reconciles_total", "Full reconciles of a Git target, by result (committed, unchanged, failed).", "result")
+	reconcileFiles = telemetry.NewCounterVec("gitops_reverser_reconcile_files_total", "Files a reconcile added, updated or removed.", "change")
 )
 
 func init() {
-	metrics.Registry.MustRegister(reconcileRuns, reconcileFiles)
+	// Serve every label value from the start (docs/metrics.md).
+	for _, r := range []string{"committed", "unchanged", "failed"} {
+		reconcileRuns.WithLabelValues(r)
+	}
+	for _, c := range []string{"added", "updated", "removed"} {
+		reconcileFiles.WithLabelValues(c)
+	}
 }
 
 // reconcileState is what the batcher knows about the reconciles of its

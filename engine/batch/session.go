@@ -3,6 +3,8 @@ package batch
 import (
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/gitops-reverser/gitops-reverser/engine/change"
 )
 
@@ -17,6 +19,10 @@ type fileChange struct {
 	// movedFrom marks the removal of an object's old path after its layout
 	// moved it; it is not a change of its own in the message.
 	movedFrom bool
+	// trace and observed are the change's confirm span and watch event
+	// (telemetry.go); zero for a replayed change.
+	trace    trace.SpanContext
+	observed time.Time
 }
 
 // session is one author's open burst of changes to one target.
@@ -30,6 +36,7 @@ type session struct {
 	files   map[string]fileChange
 	order   []string
 	changes []string
+	riders  []rider
 }
 
 func newSession(author change.User, now time.Time) *session {
@@ -44,6 +51,7 @@ func (s *session) add(f fileChange, now time.Time) {
 	if !f.movedFrom { // a moved object's old path rides along unlisted
 		s.changes = append(s.changes, f.summary)
 	}
+	s.ride(f, now)
 	s.last = now
 }
 

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/change"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
+	"github.com/gitops-reverser/gitops-reverser/engine/telemetry"
 	"github.com/gitops-reverser/gitops-reverser/engine/transform"
 )
 
@@ -36,7 +38,12 @@ func (b *Batcher) stage(ctx context.Context, pd *policyDecider, c change.Change,
 	// gone (or left the selection) must go whoever removed it
 	// (docs/policies.md, "Deletes are always recorded").
 	if r.Policy != nil && c.Operation != v1alpha1.OperationDelete {
+		start := spanStart(c)
 		d, err := redactedFor(pd, r).decide(ctx, r.Policy)
+		if c.Trace.IsValid() {
+			telemetry.Record(c.Trace, telemetry.SpanPolicy, start, time.Now(), telemetry.AttrRule.String(r.Key.String()),
+				telemetry.AttrRecord.Bool(err != nil || d.Record))
+		}
 		switch {
 		case err != nil:
 			// Fail open: a policy that cannot evaluate loses nothing;
@@ -71,7 +78,16 @@ func (b *Batcher) stage(ctx context.Context, pd *policyDecider, c change.Change,
 			"resource", c.Resource.String(), "namespace", c.Namespace, "name", c.Name)
 		return fileChange{}, false
 	}
+	start := spanStart(c)
 	f, err := render(ctx, c, r, spec, s)
+	if c.Trace.IsValid() {
+		// The built-in sanitizer, the rule's WASM sanitizers and layout.
+		span := telemetry.Start(c.Trace, telemetry.SpanRender, start, telemetry.AttrRule.String(r.Key.String()))
+		if err != nil && !errors.Is(err, transform.ErrSkipped) {
+			span.SetStatus(codes.Error, "render failed")
+		}
+		span.End()
+	}
 	if errors.Is(err, transform.ErrSkipped) {
 		return fileChange{}, false
 	}
@@ -134,6 +150,14 @@ func redactedFor(pd *policyDecider, r *rules.Rule) *policyDecider {
 		}
 	}
 	return &policyDecider{c: c}
+}
+
+// spanStart is the start of a stage's span: now when c is traced.
+func spanStart(c change.Change) time.Time {
+	if c.Trace.IsValid() {
+		return time.Now()
+	}
+	return time.Time{}
 }
 
 // moduleFailed counts a module's failure and feeds the rule's breaker; it

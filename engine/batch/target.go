@@ -51,6 +51,8 @@ type target struct {
 	// have removed what blocked it).
 	needPull bool
 	netBusy  bool
+	// netStarted is when the running network call started.
+	netStarted time.Time
 	// reopen asks to read the GitTarget again when the network is idle:
 	// its spec or Secret changed, or the remote failed (maybe the URL is
 	// being fixed).
@@ -70,6 +72,8 @@ type target struct {
 
 	// seal is the encryption state (encrypt.go).
 	seal sealState
+	// riders are the committed changes not yet pushed (telemetry.go).
+	riders []rider
 }
 
 // targetDir is where a target keeps its clones and journal.
@@ -327,6 +331,7 @@ func (t *target) commitSession(ctx context.Context, s *session) error {
 		f := s.files[p]
 		req.Changes = append(req.Changes, gitstore.FileChange{Path: f.path, Content: f.content, Delete: f.delete})
 	}
+	start := time.Now()
 	h, err := t.writer.Commit(ctx, req)
 	switch {
 	case errors.Is(err, gitstore.ErrNoChange):
@@ -335,6 +340,7 @@ func (t *target) commitSession(ctx context.Context, s *session) error {
 		return err
 	}
 	commits.Inc()
+	t.committed(s, h.String(), start, time.Now())
 	t.log.V(1).Info("committed", "author", s.author.Username, "commit", h.String(), "files", len(req.Changes))
 	if t.unpushed == 0 {
 		t.firstUnp = time.Now()

@@ -168,6 +168,7 @@ func (w *worker) process(ctx context.Context, it item) {
 		if !ok {
 			continue
 		}
+		f.trace, f.observed = it.c.Trace, it.c.Observed
 		t.add(placementOf(r, it.c), it.c.User, f, now)
 	}
 }
@@ -184,6 +185,7 @@ func (w *worker) resolve(ctx context.Context, now time.Time) {
 		w.t, err = w.b.openTarget(gt, creds, w.key)
 	}
 	if err != nil {
+		setReachable(w.key, false)
 		w.resolveFails++
 		w.resolveErr = err
 		w.resolveRetryAt = now.Add(backoff(w.resolveFails, w.b.opts.RetryInterval, w.b.opts.MaxBackoff))
@@ -283,6 +285,7 @@ func (w *worker) maybeNet(ctx context.Context, now time.Time) {
 func (w *worker) startNet(ctx context.Context, op netOp) {
 	t := w.t
 	t.netBusy = true
+	t.netStarted = time.Now()
 	wr, timeout := t.writer, w.b.opts.NetworkTimeout
 	go func() {
 		nctx, cancel := context.WithTimeout(ctx, timeout)
@@ -302,6 +305,7 @@ func (w *worker) netFinished(r netResult) {
 	t := w.t
 	t.netBusy = false
 	now := time.Now()
+	t.reachable(r.err == nil)
 	if r.err != nil {
 		pushErrors.Inc()
 		t.netFails++
@@ -314,6 +318,7 @@ func (w *worker) netFinished(r netResult) {
 	} else {
 		if r.op == opPush && r.res.Pushed > 0 {
 			pushes.Inc()
+			t.pushed(t.netStarted, now)
 			t.log.V(1).Info("pushed", "commits", r.res.Pushed, "replayed", r.res.Replayed)
 		}
 		t.netFails, t.netErr, t.synced, t.lastSync = 0, nil, true, now

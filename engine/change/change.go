@@ -7,6 +7,7 @@ import (
 	"context"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -29,6 +30,10 @@ type User struct {
 	Groups []string
 	// Extra holds the authenticator's extra attributes.
 	Extra map[string][]string
+	// Claim is the span of the admission request that named this user
+	// (its claim), so the change's trace starts at the webhook; zero when
+	// tracing is off. Not part of the identity, never journaled.
+	Claim trace.SpanContext `json:"-"`
 }
 
 // Unknown is the user of an unattributed change.
@@ -113,6 +118,9 @@ type Change struct {
 	// before the update, where the file was written from; User is who
 	// made the update.
 	LeftSelection bool
+	// Trace is the span of the confirm stage, the parent of the spans the
+	// later stages make for this change; zero when tracing is off.
+	Trace trace.SpanContext
 }
 
 // Sink receives confirmed changes. Record must not block for long: the

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"go.opentelemetry.io/otel/trace"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -21,6 +22,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/change"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
+	"github.com/gitops-reverser/gitops-reverser/engine/telemetry"
 )
 
 const (
@@ -627,6 +629,14 @@ func (w *Watcher) emit(ev *event, user change.User) {
 	} else {
 		confirmedAttributed.Inc()
 	}
+	var span trace.SpanContext
+	if telemetry.Tracing() {
+		// A child of the claim's admission span; the root of the trace
+		// when no claim named the author.
+		span = telemetry.Record(user.Claim, telemetry.SpanConfirm, ev.observed, time.Now(),
+			append(telemetry.ObjectAttrs(ev.resource, ev.obj.GetNamespace(), ev.obj.GetName(), string(ev.op)),
+				telemetry.AttrKind.String(ev.obj.GetKind()), telemetry.AttrAttributed.Bool(!user.IsUnknown()))...)
+	}
 	if len(ev.rules) > 0 {
 		w.opts.Sink.Record(w.sinkCtx, change.Change{
 			Operation:       ev.op,
@@ -640,6 +650,7 @@ func (w *Watcher) emit(ev *event, user change.User) {
 			User:            user,
 			Rules:           ev.rules,
 			Observed:        ev.observed,
+			Trace:           span,
 		})
 	}
 	if len(ev.left) > 0 {
@@ -657,6 +668,7 @@ func (w *Watcher) emit(ev *event, user change.User) {
 			Rules:           ev.left,
 			Observed:        ev.observed,
 			LeftSelection:   true,
+			Trace:           span,
 		})
 	}
 }

@@ -1,0 +1,59 @@
+package admission
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/gitops-reverser/gitops-reverser/engine/telemetry"
+)
+
+// certExpiry is the NotAfter of the serving certificate, read by every
+// readiness check, so a rotation shows at the next probe.
+var certExpiry = telemetry.NewGauge("gitops_reverser_webhook_certificate_expiry_timestamp_seconds",
+	"Unix time at which the webhook's serving certificate (the one on disk that the server serves) expires.")
+
+// ServingCertCheck is a readiness check: it fails while the serving
+// certificate in certFile cannot be read or is not valid now (expired, or
+// not yet valid), and it publishes the certificate's expiry. The file is
+// read at every call, so a rotated certificate counts at once.
+func ServingCertCheck(certFile string, now func() time.Time) func(*http.Request) error {
+	if now == nil {
+		now = time.Now
+	}
+	return func(*http.Request) error {
+		cert, err := readCert(certFile)
+		if err != nil {
+			return err
+		}
+		certExpiry.Set(float64(cert.NotAfter.Unix()))
+		switch t := now(); {
+		case t.After(cert.NotAfter):
+			return fmt.Errorf("the webhook serving certificate expired at %s", cert.NotAfter.UTC().Format(time.RFC3339))
+		case t.Before(cert.NotBefore):
+			return fmt.Errorf("the webhook serving certificate is valid only from %s", cert.NotBefore.UTC().Format(time.RFC3339))
+		}
+		return nil
+	}
+}
+
+// readCert parses the first certificate of a PEM file.
+func readCert(file string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading the webhook serving certificate: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("the webhook serving certificate file holds no PEM certificate")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the webhook serving certificate: %w", err)
+	}
+	return cert, nil
+}
