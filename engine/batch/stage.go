@@ -3,6 +3,7 @@ package batch
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
@@ -90,6 +91,11 @@ func (b *Batcher) stage(ctx context.Context, pd *policyDecider, c change.Change,
 		b.opts.Log.Error(err, "rendering change", "rule", r.Key.String(), "resource", c.Resource.String(),
 			"namespace", c.Namespace, "name", c.Name)
 		return fileChange{}, false
+	}
+	if c.Operation != v1alpha1.OperationDelete {
+		// A delete carries no reason: the one on the object's last state
+		// was given with an earlier write.
+		f.why = strings.Join(change.EscapeWhy(transform.Why(c.Object, c.OldObject)), "\n")
 	}
 	return f, true
 }
