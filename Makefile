@@ -91,8 +91,8 @@ build: ## Build the manager binary.
 	go build -o $(BIN)/gitops-reverser ./cmd/gitops-reverser
 
 .PHONY: run
-run: controlplane ## Run against the current kubeconfig, or a local control plane and Git repo.
-	go run ./cmd/gitops-reverser-dev
+run: controlplane ## Run against the current kubeconfig, or a local control plane and Git repo (RUN_ARGS=-local forces the latter).
+	go run ./cmd/gitops-reverser-dev $(RUN_ARGS)
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).
