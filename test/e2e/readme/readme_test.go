@@ -154,8 +154,13 @@ var _ = Describe("README quick start", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(blocks).NotTo(BeEmpty(), "README.md marks no readme-test blocks")
 		Expect(blocks[0].marker).To(Equal(markTerminal1), "the quick start begins with terminal 1")
-		Expect(blocks).To(ContainElement(HaveField("marker", markOutput)),
-			"the quick start shows an output the test can check (a commit in git log)")
+		outputs := 0
+		for _, b := range blocks {
+			if b.marker == markOutput {
+				outputs++
+			}
+		}
+		Expect(outputs).To(BeNumerically(">", 0), "the quick start shows an output the test can check (a commit in git log)")
 
 		dir := GinkgoT().TempDir()
 		freshClone(root, dir)
