@@ -42,6 +42,10 @@ manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC into config/.
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object paths="./api/..."
 
+.PHONY: docs
+docs: ## Generate the CRD reference docs/reference/crds.md from config/crd/bases.
+	go run ./test/tools/crdref -o docs/reference/crds.md config/crd/bases
+
 .PHONY: fmt
 fmt: ## gofmt the tree.
 	gofmt -l -w $$(git ls-files '*.go' ; git ls-files --others --exclude-standard '*.go')
@@ -51,10 +55,10 @@ vet: ## go vet every package.
 	go vet ./...
 
 .PHONY: verify
-verify: generate manifests fmt vet ## Fail when generated files are stale, go.mod is untidy or the tree is dirty.
+verify: generate manifests docs fmt vet ## Fail when generated files (CRDs, deepcopy, the CRD reference) are stale, go.mod is untidy or the tree is dirty.
 	go mod tidy
 	@if [ -n "$$(git status --porcelain)" ]; then \
-		echo "verify: the tree is dirty after 'make generate manifests fmt':"; git status --porcelain; git --no-pager diff --stat; exit 1; fi
+		echo "verify: the tree is dirty after 'make generate manifests docs fmt':"; git status --porcelain; git --no-pager diff --stat; exit 1; fi
 	@echo "verify: generated files are current and the tree is clean"
 
 ##@ Test
@@ -105,8 +109,8 @@ reverser: ## Build the reverser CLI into bin/reverser, with its version and comm
 	go build -ldflags "$(REVERSER_LDFLAGS)" -o $(BIN)/reverser ./cmd/reverser
 
 .PHONY: run
-run: controlplane ## Run against the current kubeconfig, or a local control plane and Git repo.
-	go run ./cmd/gitops-reverser-dev
+run: controlplane ## Run against the current kubeconfig, or a local control plane and Git repo (RUN_ARGS=-local forces the latter).
+	go run ./cmd/gitops-reverser-dev $(RUN_ARGS)
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).

@@ -10,10 +10,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	corev1 "k8s.io/api/core/v1"
@@ -44,8 +46,8 @@ func main() {
 
 func run() error {
 	local := flag.Bool("local", false, "Always start the local control plane, even when a kubeconfig exists.")
-	gitAddr := flag.String("git-addr", "127.0.0.1:8418", "Address of the local Git server (local mode).")
-	metricsAddr := flag.String("metrics-bind-address", ":8080", "Address of /metrics; \"0\" disables it.")
+	gitAddr := flag.String("git-addr", defaultGitAddr, "Address of the local Git server (local mode); when the default is taken, a free port.")
+	metricsAddr := flag.String("metrics-bind-address", defaultMetricsAddr, "Address of /metrics; \"0\" disables it. In local mode a free port when the default is taken.")
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -68,6 +70,31 @@ func run() error {
 		}
 	}
 	return runLocal(ctx, scheme, *gitAddr, *metricsAddr)
+}
+
+// The default addresses of local mode. Another `make run`, or a test of the
+// README running `make run` while a developer has one open, may hold
+// them: local mode then takes free ports and says which.
+const (
+	defaultGitAddr     = "127.0.0.1:8418"
+	defaultMetricsAddr = ":8080"
+)
+
+// addrOr returns addr when it can be listened on or is not the default;
+// else 127.0.0.1 with a free port.
+func addrOr(addr, def string) (string, error) {
+	if addr != def || addr == "0" {
+		return addr, nil
+	}
+	if l, err := net.Listen("tcp", addr); err == nil {
+		_ = l.Close()
+		return addr, nil
+	}
+	port, err := controlplane.FreePort()
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("127.0.0.1:%d", port), nil
 }
 
 // existingKubeconfig loads $KUBECONFIG or ~/.kube/config when present.
@@ -138,13 +165,24 @@ func runOperator(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, 
 	return nil
 }
 
-func runLocal(ctx context.Context, scheme *runtime.Scheme, gitAddr, metricsAddr string) error {
+func runLocal(ctx context.Context, scheme *runtime.Scheme, gitAddr, metricsAddr string) (err error) {
 	root := controlplane.RepoRoot()
 	stateDir := filepath.Join(root, "bin", "local")
 	if err := os.MkdirAll(stateDir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", stateDir, err)
 	}
 	fmt.Println("gitops-reverser: no kubeconfig found; starting a local control plane and Git server")
+	// The Git server's repository is new on every run, so the operator's
+	// clone and journal of the last run's repository are dropped too.
+	if err := os.RemoveAll(filepath.Join(stateDir, "work")); err != nil {
+		return fmt.Errorf("removing the last run's work dir: %w", err)
+	}
+	if gitAddr, err = addrOr(gitAddr, defaultGitAddr); err != nil {
+		return err
+	}
+	if metricsAddr, err = addrOr(metricsAddr, defaultMetricsAddr); err != nil {
+		return err
+	}
 	env, err := controlplane.Start()
 	if err != nil {
 		return err
@@ -181,6 +219,9 @@ func runLocal(ctx context.Context, scheme *runtime.Scheme, gitAddr, metricsAddr 
 	if err := apply.Run(); err != nil {
 		return fmt.Errorf("applying config/samples: %w", err)
 	}
+	if err := pointSampleAt(ctx, k8s, srv.HTTPURL("cluster-history.git")); err != nil {
+		return err
+	}
 
 	rel := func(p string) string {
 		if r, err := filepath.Rel(mustGetwd(), p); err == nil {
@@ -188,19 +229,32 @@ func runLocal(ctx context.Context, scheme *runtime.Scheme, gitAddr, metricsAddr 
 		}
 		return p
 	}
+	metrics := "off"
+	if metricsAddr != "0" {
+		host := metricsAddr
+		if strings.HasPrefix(host, ":") {
+			host = "127.0.0.1" + host
+		}
+		metrics = "http://" + host + "/metrics"
+	}
+	// The README's quick start and its test (test/e2e/readme) read these
+	// lines: keep the "kubeconfig:" and "repository:" labels.
 	fmt.Printf(`
 gitops-reverser is running against a local kube-apiserver %s.
-Git server: %s (user %q, password %q)
+  kubeconfig:  %s
+  repository:  %s
+  Git server:  %s (user %q, password %q)
+  metrics:     %s
 
-Try, in another shell:
-  export KUBECONFIG=%s
-  %s get gittargets,watchrules,clusterwatchrules -A
-  %s create configmap demo --from-literal=greeting=hello
-  git clone %s /tmp/cluster-history && git -C /tmp/cluster-history log --format='%%an %%s'
+Try, in a second terminal in this folder:
+  export KUBECONFIG=$PWD/%s PATH=$PWD/%s:$PATH
+  kubectl get gittargets,watchrules,clusterwatchrules -A
+  kubectl create configmap demo --from-literal=greeting=hello
+  git -C %s log --format='%%an: %%s'    (a few seconds later)
 
 Stop with Ctrl-C.
-`, env.Version, srv.HTTPURL("cluster-history.git"), srv.Username(), srv.Password(),
-		rel(kubeconfig), rel(kubectl), rel(kubectl), authURL(srv))
+`, env.Version, rel(kubeconfig), rel(srv.RepoPath("cluster-history.git")), srv.HTTPURL("cluster-history.git"),
+		srv.Username(), srv.Password(), metrics, rel(kubeconfig), rel(filepath.Dir(kubectl)), rel(srv.RepoPath("cluster-history.git")))
 
 	wh, err := newLocalWebhook(filepath.Join(stateDir, "certs"))
 	if err != nil {
@@ -213,13 +267,21 @@ Stop with Ctrl-C.
 	return err
 }
 
-func authURL(srv *gitserver.Server) string {
-	u := srv.HTTPURL("cluster-history.git")
-	const scheme = "http://"
-	if len(u) > len(scheme) && u[:len(scheme)] == scheme {
-		return scheme + srv.Username() + ":" + srv.Password() + "@" + u[len(scheme):]
+// pointSampleAt sets the sample GitTarget's URL to the local Git server's
+// when it differs (the server took a free port).
+func pointSampleAt(ctx context.Context, k8s client.Client, url string) error {
+	gt := &v1alpha1.GitTarget{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: "default", Name: "cluster-history"}, gt); err != nil {
+		return fmt.Errorf("reading the sample GitTarget: %w", err)
 	}
-	return u
+	if gt.Spec.URL == url {
+		return nil
+	}
+	gt.Spec.URL = url
+	if err := k8s.Update(ctx, gt); err != nil {
+		return fmt.Errorf("pointing the sample GitTarget at %s: %w", url, err)
+	}
+	return nil
 }
 
 func mustGetwd() string {
@@ -268,10 +330,14 @@ func (t *programTB) Fatalf(format string, args ...any) {
 // Logf implements gitserver.TB; the local Git server's logs are dropped.
 func (t *programTB) Logf(format string, args ...any) {}
 
-// TempDir implements gitserver.TB with a folder under bin/local.
+// TempDir implements gitserver.TB with a folder under bin/local: "git"
+// first (so the repository is at bin/local/git/repos/...), then git-2...
 func (t *programTB) TempDir() string {
 	t.n++
-	dir := filepath.Join(t.dir, fmt.Sprintf("git-%d", t.n))
+	dir := filepath.Join(t.dir, "git")
+	if t.n > 1 {
+		dir = filepath.Join(t.dir, fmt.Sprintf("git-%d", t.n))
+	}
 	_ = os.RemoveAll(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatalf("creating %s: %v", dir, err)

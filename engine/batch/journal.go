@@ -46,6 +46,9 @@ type journalRecord struct {
 	MovedFrom bool `json:"mv,omitempty"`
 	// Changes are the commit message lines this record adds to its session.
 	Changes []string `json:"m,omitempty"`
+	// Whys are the reasons given with Changes, index by index (absent when
+	// none has one).
+	Whys []string `json:"w,omitempty"`
 	// When is when the change was added, in Unix nanoseconds.
 	When int64 `json:"t"`
 }

@@ -23,6 +23,10 @@ type fileChange struct {
 	// (telemetry.go); zero for a replayed change.
 	trace    trace.SpanContext
 	observed time.Time
+	// why is the reason the author gave with the change
+	// (transform.WhyAnnotation), as lines joined by "\n" through
+	// change.EscapeWhy; "" when none.
+	why string
 }
 
 // session is one author's open burst of changes to one target.
@@ -37,6 +41,9 @@ type session struct {
 	order   []string
 	changes []string
 	riders  []rider
+	// whys are the reasons given with changes, index by index; "" for
+	// none.
+	whys []string
 }
 
 func newSession(author change.User, now time.Time) *session {
@@ -50,6 +57,7 @@ func (s *session) add(f fileChange, now time.Time) {
 	s.files[f.path] = f
 	if !f.movedFrom { // a moved object's old path rides along unlisted
 		s.changes = append(s.changes, f.summary)
+		s.whys = append(s.whys, f.why)
 	}
 	s.ride(f, now)
 	s.last = now
@@ -174,6 +182,7 @@ func (s *session) records() []journalRecord {
 			MovedFrom: f.movedFrom, When: s.last.UnixNano()}
 		if i == 0 {
 			rec.Changes = s.changes
+			rec.Whys = journalWhys(s.whys)
 		}
 		out = append(out, rec)
 	}
@@ -199,6 +208,10 @@ func replaySessions(recs []journalRecord) []*session {
 		}
 		s.files[rec.Path] = fileChange{path: rec.Path, content: rec.Content, delete: rec.Delete, movedFrom: rec.MovedFrom}
 		s.changes = append(s.changes, rec.Changes...)
+		s.whys = append(s.whys, rec.Whys...)
+		for len(s.whys) < len(s.changes) { // a record without reasons
+			s.whys = append(s.whys, "")
+		}
 		s.last = when
 	}
 	return out
@@ -212,4 +225,15 @@ func sortSessions(s []*session) {
 			s[j], s[j-1] = s[j-1], s[j]
 		}
 	}
+}
+
+// journalWhys returns whys for a journal record: nil when no change has a
+// reason, so records stay as small as before reasons existed.
+func journalWhys(whys []string) []string {
+	for _, w := range whys {
+		if w != "" {
+			return whys
+		}
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/codes"
@@ -110,6 +111,11 @@ func (b *Batcher) stage(ctx context.Context, pd *policyDecider, c change.Change,
 		b.opts.Log.Error(err, "rendering change", "rule", r.Key.String(), "resource", c.Resource.String(),
 			"namespace", c.Namespace, "name", c.Name)
 		return fileChange{}, false
+	}
+	if c.Operation != v1alpha1.OperationDelete {
+		// A delete carries no reason: the one on the object's last state
+		// was given with an earlier write.
+		f.why = strings.Join(change.EscapeWhy(transform.Why(c.Object, c.OldObject)), "\n")
 	}
 	return f, true
 }

@@ -263,6 +263,9 @@ func (t *target) addFile(u change.User, f fileChange, now time.Time) {
 		MovedFrom: f.movedFrom, When: now.UnixNano()}
 	if !f.movedFrom {
 		rec.Changes = []string{f.summary}
+		if f.why != "" {
+			rec.Whys = []string{f.why}
+		}
 	}
 	if err := t.journal.append(rec); err != nil {
 		t.log.Error(err, "journaling a change; it is kept in memory")
@@ -405,9 +408,20 @@ func message(s *session, key types.NamespacedName) string {
 		fmt.Fprintf(&b, "%d changes by %s", len(s.changes), s.author.Escaped())
 	}
 	b.WriteString("\n\n")
+	if len(s.changes) == 1 && whyAt(s, 0) != "" {
+		writeWhy(&b, "", whyAt(s, 0))
+		b.WriteString("\n")
+	}
 	if len(s.changes) > 1 {
-		for _, c := range s.changes {
+		for i, c := range s.changes {
 			b.WriteString("- " + c + "\n")
+			switch w := whyAt(s, i); {
+			case w == "":
+			case i > 0 && w == whyAt(s, i-1):
+				b.WriteString("  Why: as above\n")
+			default:
+				writeWhy(&b, "  ", w)
+			}
 		}
 		b.WriteString("\n")
 	}
@@ -423,6 +437,27 @@ func message(s *session, key types.NamespacedName) string {
 	}
 	fmt.Fprintf(&b, "Reverser-Target: %s\n", key)
 	return b.String()
+}
+
+// whyAt is the reason given with the session's i-th change, or "".
+func whyAt(s *session, i int) string {
+	if i < len(s.whys) {
+		return s.whys[i]
+	}
+	return ""
+}
+
+// writeWhy writes a reason (change.EscapeWhy's lines joined by "\n") as
+// "Why: " and its first line, the others indented below it: no line of a
+// user's text starts a line of the message, so none passes for a trailer.
+func writeWhy(b *strings.Builder, indent, why string) {
+	for i, line := range strings.Split(why, "\n") {
+		if i == 0 {
+			b.WriteString(indent + "Why: " + line + "\n")
+			continue
+		}
+		b.WriteString(indent + "     " + line + "\n")
+	}
 }
 
 func durationOr(d, def time.Duration) time.Duration {

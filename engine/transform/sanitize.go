@@ -166,6 +166,10 @@ var droppedAnnotations = []string{
 	"deprecated.daemonset.template.generation",
 	// Set by the endpoints controllers on every pod change.
 	"endpoints.kubernetes.io/last-change-trigger-time",
+	// Why a change was made: it goes into the commit's message, not the
+	// file (why.go), so a reason alone never changes the file.
+	WhyAnnotation,
+	ChangeCauseAnnotation,
 }
 
 // droppedFinalizers are added by the API server while a deletion with a
