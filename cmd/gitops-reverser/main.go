@@ -8,9 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
+	runtimepprof "runtime/pprof"
 	"strings"
 	"time"
 
@@ -70,6 +72,8 @@ func run(args []string) error {
 	fs.StringVar(&opts.WebhookConfigurationName, "webhook-configuration-name", "gitops-reverser", "Name of the ValidatingWebhookConfiguration the operator manages.")
 	var cpuProfile string
 	fs.StringVar(&cpuProfile, "cpu-profile", "", "Write a CPU profile (pprof) of the whole run to this file when the manager stops (SIGTERM); empty writes none. For benchmarks (make bench-e2e).")
+	var pprofAddr string
+	fs.StringVar(&pprofAddr, "pprof-addr", "", "Serve net/http/pprof (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty serves none. For profiling; keep it on loopback.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(fs)
 	fs.Usage = func() {
@@ -86,6 +90,9 @@ func run(args []string) error {
 			return err
 		}
 		defer stop()
+	}
+	if pprofAddr != "" {
+		servePprof(pprofAddr)
 	}
 	// The webhook's http.Server writes to the standard logger (controller-
 	// runtime has no option for its ErrorLog): count refused TLS handshakes
@@ -181,14 +188,30 @@ func startCPUProfile(path string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("--cpu-profile: %w", err)
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
+	if err := runtimepprof.StartCPUProfile(f); err != nil {
 		_ = f.Close()
 		return nil, fmt.Errorf("--cpu-profile: starting the profile: %w", err)
 	}
 	return func() {
-		pprof.StopCPUProfile()
+		runtimepprof.StopCPUProfile()
 		if err := f.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, "gitops-reverser: closing the CPU profile:", err)
 		}
 	}, nil
+}
+
+// servePprof serves the net/http/pprof handlers on addr in the background.
+func servePprof(addr string) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil {
+			ctrl.Log.WithName("pprof").Error(err, "serving pprof", "addr", addr)
+		}
+	}()
 }
