@@ -257,17 +257,23 @@ func (w *worker) reopen(ctx context.Context) {
 	}
 }
 
-// maybeNet starts a push when commits wait (after N commits, the push
-// interval, or at once for commits a previous run left), a pull when a
-// commit failed or the target has been idle for the pull interval.
+// maybeNet starts a push when commits wait (at once when no session is
+// open or waiting to be committed, else after N commits or the push
+// interval; at once for commits a previous run left), a pull when a commit
+// failed or the target has been idle for the pull interval.
 func (w *worker) maybeNet(ctx context.Context, now time.Time) {
 	t := w.t
 	if t.netBusy || now.Before(t.netRetryAt) {
 		return
 	}
 	pushInterval := durationOr(t.spec.Sync.PushInterval.Duration, 10*time.Second)
+	// Nothing else is waiting (no open session, no session to commit, no
+	// change queued): the commit just made ends the burst, so the push
+	// interval would only add lag. While changes keep coming, pushes wait
+	// to take several commits at once.
+	quiet := t.sessions.empty() && len(t.pending) == 0 && len(w.queue) == 0
 	switch {
-	case t.unpushed > 0 && (!t.synced || t.netFails > 0 || t.unpushed >= intOr(int(t.spec.Sync.PushAfterCommits), 20) ||
+	case t.unpushed > 0 && (quiet || !t.synced || t.netFails > 0 || t.unpushed >= intOr(int(t.spec.Sync.PushAfterCommits), 20) ||
 		now.Sub(t.firstUnp) >= pushInterval):
 		w.startNet(ctx, opPush)
 	case (t.needPull && !now.Before(t.commitRetryAt)) || !t.synced:
