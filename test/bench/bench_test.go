@@ -6,6 +6,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,6 +40,7 @@ var (
 	managerArg = flag.String("manager-args", "", "further flags for the manager, space separated")
 	idle       = flag.Duration("idle-timeout", 0, "the GitTarget's batching.idleTimeout; 0 keeps the CRD default")
 	pushEvery  = flag.Duration("push-interval", 0, "the GitTarget's sync.pushInterval; 0 keeps the CRD default")
+	heapEvery  = flag.Duration("heap-every", 0, "when > 0, the manager serves pprof and a heap profile is taken this often; the one taken at the highest RSS is kept as heap-<run>.pprof")
 )
 
 const (
@@ -163,6 +166,15 @@ func (b *bench) startManager(name string) (*controlplane.ManagerProcess, string)
 	if *managerArg != "" {
 		args = append(args, strings.Fields(*managerArg)...)
 	}
+	var pprofAddr string
+	if *heapEvery > 0 {
+		port, err := controlplane.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pprofAddr = "127.0.0.1:" + strconv.Itoa(port)
+		args = append(args, "--pprof-addr", pprofAddr)
+	}
 	p, err := controlplane.StartManagerProcess(controlplane.ProcessOptions{
 		Kubeconfig: b.kubeconfig, WorkDir: filepath.Join(t.TempDir(), "work"), Args: args,
 	})
@@ -170,7 +182,41 @@ func (b *bench) startManager(name string) (*controlplane.ManagerProcess, string)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Kill() })
+	if pprofAddr != "" {
+		go b.sampleHeap(p, pprofAddr, filepath.Join(b.profiles, "heap-"+name+".pprof"))
+	}
 	return p, profile
+}
+
+// sampleHeap takes a heap profile every -heap-every until the manager
+// exits and keeps the one taken at the highest RSS.
+func (b *bench) sampleHeap(p *controlplane.ManagerProcess, addr, path string) {
+	best := 0.0
+	for !p.Exited() {
+		time.Sleep(*heapEvery)
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID()))
+		if err != nil {
+			return
+		}
+		rss := 0.0
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(line, "VmRSS:") {
+				rss, _ = strconv.ParseFloat(strings.Fields(line)[1], 64)
+			}
+		}
+		if rss <= best {
+			continue
+		}
+		resp, err := http.Get("http://" + addr + "/debug/pprof/heap")
+		if err != nil {
+			continue
+		}
+		body, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if err == nil && resp.StatusCode == http.StatusOK && os.WriteFile(path, body, 0o644) == nil {
+			best = rss
+		}
+	}
 }
 
 // waitActive waits until the rule is active and the API server calls the
@@ -251,6 +297,7 @@ func (b *bench) w450(run int) string {
 	})
 	cpu1 := cpuSeconds(t, p.PID())
 	hwm := peakRSS(t, p.PID())
+	fmt.Printf("run %d: %s\n", run, rssSplit(t, p.PID()))
 	commits := b.commitCount(repo) - commits0
 	unknown, touches := b.unknownShare(repo, commits)
 	must(t, p.Stop(60*time.Second))
@@ -304,6 +351,7 @@ func (b *bench) startup(n int) {
 	})
 	cpu := cpuSeconds(t, p.PID())
 	hwm := peakRSS(t, p.PID())
+	fmt.Println(rssSplit(t, p.PID()))
 	commits := b.commitCount(repo)
 	if head0 != "" {
 		commits--
@@ -451,18 +499,28 @@ func cpuSeconds(t *testing.T, pid int) float64 {
 }
 
 // peakRSS is VmHWM of pid in MB.
-func peakRSS(t *testing.T, pid int) float64 {
+func peakRSS(t *testing.T, pid int) float64 { return procStatusMB(t, pid, "VmHWM") }
+
+// procStatusMB reads a kB field of /proc/<pid>/status in MB.
+func procStatusMB(t *testing.T, pid int, field string) float64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
+		if strings.HasPrefix(line, field+":") {
 			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
 			return kb / 1024
 		}
 	}
 	return 0
+}
+
+// rssSplit says how much of the current RSS is anonymous memory (heap,
+// stacks) and how much is mapped files (the binary's pages).
+func rssSplit(t *testing.T, pid int) string {
+	return fmt.Sprintf("RSS now %.1f MB = anon %.1f + file %.1f",
+		procStatusMB(t, pid, "VmRSS"), procStatusMB(t, pid, "RssAnon"), procStatusMB(t, pid, "RssFile"))
 }
 
 func loadAvg() string {
