@@ -40,6 +40,7 @@ var (
 	managerArg = flag.String("manager-args", "", "further flags for the manager, space separated")
 	idle       = flag.Duration("idle-timeout", 0, "the GitTarget's batching.idleTimeout; 0 keeps the CRD default")
 	pushEvery  = flag.Duration("push-interval", 0, "the GitTarget's sync.pushInterval; 0 keeps the CRD default")
+	cpuProfile = flag.Bool("cpu-profile", true, "run the manager with --cpu-profile and print the profile's top entries (the profiler's symbol tables add to the RSS)")
 	heapEvery  = flag.Duration("heap-every", 0, "when > 0, the manager serves pprof and a heap profile is taken this often; the one taken at the highest RSS is kept as heap-<run>.pprof")
 )
 
@@ -162,7 +163,10 @@ func (b *bench) target(ctx context.Context, ns string) string {
 func (b *bench) startManager(name string) (*controlplane.ManagerProcess, string) {
 	t := b.t
 	profile := filepath.Join(b.profiles, "cpu-"+name+".pprof")
-	args := []string{"--zap-devel=false", "--zap-log-level=info", "--cpu-profile", profile}
+	args := []string{"--zap-devel=false", "--zap-log-level=info"}
+	if *cpuProfile {
+		args = append(args, "--cpu-profile", profile)
+	}
 	if *managerArg != "" {
 		args = append(args, strings.Fields(*managerArg)...)
 	}
@@ -462,6 +466,9 @@ func (b *bench) unknownShare(repo string, n int) (unknown, total int) {
 }
 
 func (b *bench) printProfile(profile string) {
+	if !*cpuProfile {
+		return
+	}
 	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount="+strconv.Itoa(*topN), b.bin, profile).CombinedOutput()
 	if err != nil {
 		fmt.Printf("pprof %s: %v\n", profile, err)
