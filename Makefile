@@ -88,6 +88,11 @@ test: controlplane vet policy-test sops ## Run every test: unit, envtest suites,
 bench: ## Run the benchmarks (figures go to docs/benchmarks.md).
 	go test -run '^$$' -bench . -benchmem ./engine/...
 
+BENCH_E2E_ARGS ?=
+.PHONY: bench-e2e
+bench-e2e: controlplane ## Whole-process benchmark: W450 three times (BENCH_E2E_ARGS="-objects=20000" for the start-up variant); see docs/benchmarks.md.
+	go test -tags benche2e -count=1 -timeout 60m -v -run TestBenchE2E ./test/bench/ -args $(BENCH_E2E_ARGS)
+
 .PHONY: chart-lint
 chart-lint: $(HELM) ## Lint and render the Helm chart with a pinned helm (built from the module proxy).
 	$(HELM) lint charts/gitops-reverser

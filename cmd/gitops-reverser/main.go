@@ -9,8 +9,13 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	runtimepprof "runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -91,6 +96,10 @@ func run(args []string) error {
 	fs.StringVar(&clientCAFile, "webhook-client-ca-file", "", "PEM file with the CA of the client certificate the API server presents to the webhook (--admission-control-config-file, see docs/threat-model.md); when set, callers without a certificate from it fail the TLS handshake.")
 	fs.StringVar(&clientCN, "webhook-client-cn", "", "Common name the webhook client certificate must carry (with --webhook-client-ca-file).")
 	fs.StringVar(&opts.WebhookConfigurationName, "webhook-configuration-name", "gitops-reverser", "Name of the ValidatingWebhookConfiguration the operator manages.")
+	var cpuProfile string
+	fs.StringVar(&cpuProfile, "cpu-profile", "", "Write a CPU profile (pprof) of the whole run to this file when the manager stops (SIGTERM); empty writes none. For benchmarks (make bench-e2e).")
+	var pprofAddr string
+	fs.StringVar(&pprofAddr, "pprof-addr", "", "Serve net/http/pprof (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty serves none. For profiling; keep it on loopback.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(fs)
 	fs.Usage = func() {
@@ -101,6 +110,16 @@ func run(args []string) error {
 		return err
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	if cpuProfile != "" {
+		stop, err := startCPUProfile(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if pprofAddr != "" {
+		servePprof(pprofAddr)
+	}
 	// The webhook's http.Server writes to the standard logger (controller-
 	// runtime has no option for its ErrorLog): count refused TLS handshakes
 	// and keep the lines structured.
@@ -129,6 +148,10 @@ func run(args []string) error {
 	host := admission.WebhookHost(opts.WebhookURL, opts.WebhookService)
 	hosts := admission.ServingHosts(opts.WebhookURL, opts.WebhookService)
 	setupLog := ctrl.Log.WithName("setup")
+	if limit, ok := containerMemoryLimit(); ok && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(limit / 10 * 9)
+		setupLog.Info("Go memory limit set to 90% of the container's", "containerLimitBytes", limit)
+	}
 	// OTEL_* configure the export of traces and metrics (docs/metrics.md).
 	tel, err := telemetry.Setup(context.Background(), telemetry.Options{Log: ctrl.Log.WithName("telemetry")})
 	if err != nil {
@@ -187,6 +210,10 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("loading kubeconfig: %w", err)
 	}
+	// The API server gzips watch streams and lists for clients that accept
+	// it; inflating them was a tenth of the manager's CPU (make bench-e2e),
+	// and the link to the API server is local to the cluster.
+	cfg.DisableCompression = true
 	if secret.Name != "" {
 		c, err := client.New(cfg, client.Options{Scheme: scheme})
 		if err != nil {
@@ -262,4 +289,60 @@ func run(args []string) error {
 		return fmt.Errorf("running the manager: %w", err)
 	}
 	return nil
+}
+
+// startCPUProfile starts a CPU profile into path and returns the function
+// that stops it and closes the file.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	if err := runtimepprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("--cpu-profile: starting the profile: %w", err)
+	}
+	return func() {
+		runtimepprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "gitops-reverser: closing the CPU profile:", err)
+		}
+	}, nil
+}
+
+// servePprof serves the net/http/pprof handlers on addr in the background.
+func servePprof(addr string) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil {
+			ctrl.Log.WithName("pprof").Error(err, "serving pprof", "addr", addr)
+		}
+	}()
+}
+
+// containerMemoryLimit reads the container's memory limit from cgroup v2
+// (memory.max) or v1 (memory.limit_in_bytes); false when there is none.
+// A soft Go memory limit below it makes the garbage collector work harder
+// before the kernel would kill the pod, e.g. during a full reconcile of
+// many objects.
+func containerMemoryLimit() (int64, bool) {
+	for _, p := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		// "max" (v2) or a huge number (v1) mean no limit.
+		if err != nil || v <= 0 || v >= 1<<50 {
+			return 0, false
+		}
+		return v, true
+	}
+	return 0, false
 }

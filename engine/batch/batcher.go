@@ -30,7 +30,7 @@ type Options struct {
 	// WorkDir holds, per target, its clones and its journal.
 	WorkDir string
 	// Tick is how often sessions and push timers are checked; zero
-	// means 250ms.
+	// means 100ms (a session closes at most this long after its idle timeout).
 	Tick time.Duration
 	// QueueSize bounds the changes waiting for each target's worker; zero
 	// means 4096. Record waits (backpressure on that target only) when
@@ -116,7 +116,7 @@ type Batcher struct {
 // New returns a Batcher; run it with Start.
 func New(opts Options) *Batcher {
 	if opts.Tick <= 0 {
-		opts.Tick = 250 * time.Millisecond
+		opts.Tick = 100 * time.Millisecond
 	}
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 4096

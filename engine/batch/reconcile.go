@@ -633,6 +633,12 @@ func (l DynamicLister) List(ctx context.Context, gvr schema.GroupVersionResource
 		if out.Kind == "" {
 			out.Kind = strings.TrimSuffix(list.GetKind(), "List")
 		}
+		// The plan keeps every listed object until it is made; drop
+		// managedFields (the sanitizer drops them anyway, and the watch's
+		// informers never keep them), often a third of an object.
+		for i := range list.Items {
+			list.Items[i].SetManagedFields(nil)
+		}
 		out.Items = append(out.Items, list.Items...)
 		if list.GetContinue() == "" {
 			return out, nil

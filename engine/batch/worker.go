@@ -68,6 +68,10 @@ type worker struct {
 
 	mu     sync.Mutex
 	status TargetStatus
+	// last is what publish last published (read and written by the
+	// worker's goroutine only); published once it has published.
+	last      TargetStatus
+	published bool
 }
 
 func newWorker(b *Batcher, key types.NamespacedName) *worker {
@@ -259,17 +263,23 @@ func (w *worker) reopen(ctx context.Context) {
 	}
 }
 
-// maybeNet starts a push when commits wait (after N commits, the push
-// interval, or at once for commits a previous run left), a pull when a
-// commit failed or the target has been idle for the pull interval.
+// maybeNet starts a push when commits wait (at once when no session is
+// open or waiting to be committed, else after N commits or the push
+// interval; at once for commits a previous run left), a pull when a commit
+// failed or the target has been idle for the pull interval.
 func (w *worker) maybeNet(ctx context.Context, now time.Time) {
 	t := w.t
 	if t.netBusy || now.Before(t.netRetryAt) {
 		return
 	}
 	pushInterval := durationOr(t.spec.Sync.PushInterval.Duration, 10*time.Second)
+	// Nothing else is waiting (no open session, no session to commit, no
+	// change queued): the commit just made ends the burst, so the push
+	// interval would only add lag. While changes keep coming, pushes wait
+	// to take several commits at once.
+	quiet := t.sessions.empty() && len(t.pending) == 0 && len(w.queue) == 0
 	switch {
-	case t.unpushed > 0 && (!t.synced || t.netFails > 0 || t.unpushed >= intOr(int(t.spec.Sync.PushAfterCommits), 20) ||
+	case t.unpushed > 0 && (quiet || !t.synced || t.netFails > 0 || t.unpushed >= intOr(int(t.spec.Sync.PushAfterCommits), 20) ||
 		now.Sub(t.firstUnp) >= pushInterval):
 		w.startNet(ctx, opPush)
 	case (t.needPull && !now.Before(t.commitRetryAt)) || !t.synced:
@@ -382,6 +392,12 @@ func (w *worker) publish() {
 			st.Reason, st.Message = v1alpha1.ReasonPushFailed, t.netErr.Error()
 		}
 	}
+	// The loop publishes after every tick and batch; most change nothing,
+	// and the gauges' label lookups were 6 % of the manager's CPU.
+	if w.published && st == w.last {
+		return
+	}
+	w.published, w.last = true, st
 	label := w.key.String()
 	queueDepth.WithLabelValues(label).Set(float64(st.Queued))
 	backlog.WithLabelValues(label).Set(float64(st.Queued + st.Waiting))

@@ -419,3 +419,28 @@ func TestBatcher_Start_pushesWhatAPreviousRunLeftUnpushed(t *testing.T) {
 		return remoteLog(remote, "%an %s") == "alice left behind\n"
 	})
 }
+
+// TestWorker_push_closedSessionIsPushedAtOnce: with nothing else waiting,
+// a committed session goes to the remote at once; the push interval (an
+// hour here) is the longest wait, not the usual one.
+func TestWorker_push_closedSessionIsPushedAtOnce(t *testing.T) {
+	remote := bareRepo(t)
+	targets := &urlTargets{urls: map[string]string{"history": remote}, tune: func(s *v1alpha1.GitTargetSpec) {
+		s.Sync = v1alpha1.SyncSpec{PushInterval: metav1.Duration{Duration: time.Hour}, PushAfterCommits: 20}
+	}}
+	b := startBatcher(t, Options{Targets: targets, WorkDir: t.TempDir()})
+	ctx := context.Background()
+	b.Record(ctx, cmChange("history", "cm-0", "alice", v1alpha1.OperationUpdate, "first"))
+	eventually(t, "the remote holds the first session", func() bool {
+		c, _ := remoteFile(remote, cmPath+"cm-0.yaml")
+		return strings.Contains(c, "v: first")
+	})
+	b.Record(ctx, cmChange("history", "cm-0", "bob", v1alpha1.OperationUpdate, "second"))
+	eventually(t, "the remote holds the second session", func() bool {
+		c, _ := remoteFile(remote, cmPath+"cm-0.yaml")
+		return strings.Contains(c, "v: second")
+	})
+	if got := strings.Fields(remoteLog(remote, "%an")); len(got) != 2 || got[0] != "bob" || got[1] != "alice" {
+		t.Fatalf("remote authors (newest first) = %v, want [bob alice]", got)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	"github.com/go-git/go-git/v5/storage"
@@ -407,15 +408,19 @@ func (w *Writer) Commit(ctx context.Context, req CommitRequest) (plumbing.Hash, 
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
-	tree, changed, err := treeEditor{s: w.store}.apply(parentTree, edits)
+	buf := newObjectBuffer(w.store, w.cfg.Dir)
+	tree, changed, err := treeEditor{s: buf}.apply(parentTree, edits)
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("gitstore: build tree: %w", err)
 	}
 	if !changed {
 		return plumbing.ZeroHash, ErrNoChange
 	}
-	h, err := w.writeCommit(tree, head, req.Author.at(when), req.Message)
+	h, err := w.writeCommit(buf, tree, head, req.Author.at(when), req.Message)
 	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if err := buf.flush(); err != nil {
 		return plumbing.ZeroHash, err
 	}
 	if err := w.setRef(w.branch, h); err != nil {
@@ -658,6 +663,7 @@ func (w *Writer) replay(onto plumbing.Hash, commits []*object.Commit) (plumbing.
 		return plumbing.ZeroHash, 0, err
 	}
 	written := 0
+	buf := newObjectBuffer(w.store, w.cfg.Dir)
 	for _, c := range commits {
 		var parentTree plumbing.Hash
 		if len(c.ParentHashes) > 0 {
@@ -670,19 +676,22 @@ func (w *Writer) replay(onto plumbing.Hash, commits []*object.Commit) (plumbing.
 		if err := treeDiff(w.store, parentTree, c.TreeHash, "", collect, nil); err != nil {
 			return plumbing.ZeroHash, 0, fmt.Errorf("gitstore: replay %s: %w", c.Hash, err)
 		}
-		newTree, changed, err := treeEditor{s: w.store}.apply(tree, edits)
+		newTree, changed, err := treeEditor{s: buf}.apply(tree, edits)
 		if err != nil {
 			return plumbing.ZeroHash, 0, fmt.Errorf("gitstore: replay %s onto %s: %w", c.Hash, head, err)
 		}
 		if !changed {
 			continue
 		}
-		h, err := w.writeCommit(newTree, head, c.Author, c.Message)
+		h, err := w.writeCommit(buf, newTree, head, c.Author, c.Message)
 		if err != nil {
 			return plumbing.ZeroHash, 0, err
 		}
 		head, tree = h, newTree
 		written++
+	}
+	if err := buf.flush(); err != nil {
+		return plumbing.ZeroHash, 0, err
 	}
 	return head, written, nil
 }
@@ -789,7 +798,8 @@ func (w *Writer) objectsOf(commits []*object.Commit) ([]plumbing.Hash, error) {
 	return hashes, nil
 }
 
-func (w *Writer) writeCommit(tree, parent plumbing.Hash, author object.Signature, message string) (plumbing.Hash, error) {
+// writeCommit encodes the commit into s (the commit's object buffer).
+func (w *Writer) writeCommit(s storer.EncodedObjectStorer, tree, parent plumbing.Hash, author object.Signature, message string) (plumbing.Hash, error) {
 	if !strings.HasSuffix(message, "\n") {
 		message += "\n"
 	}
@@ -807,11 +817,11 @@ func (w *Writer) writeCommit(tree, parent plumbing.Hash, author object.Signature
 			return plumbing.ZeroHash, fmt.Errorf("gitstore: %w", err)
 		}
 	}
-	obj := w.store.NewEncodedObject()
+	obj := s.NewEncodedObject()
 	if err := c.Encode(obj); err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("gitstore: encode commit: %w", err)
 	}
-	h, err := w.store.SetEncodedObject(obj)
+	h, err := s.SetEncodedObject(obj)
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("gitstore: store commit: %w", err)
 	}

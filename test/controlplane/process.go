@@ -216,6 +216,9 @@ func (p *ManagerProcess) Stop(timeout time.Duration) error {
 	}
 }
 
+// PID is the process id of the manager, e.g. to read /proc/<pid>/stat.
+func (p *ManagerProcess) PID() int { return p.cmd.Process.Pid }
+
 // Logs returns what the manager has written so far.
 func (p *ManagerProcess) Logs() string {
 	b, err := os.ReadFile(p.LogPath)
