@@ -13,6 +13,8 @@ OPA_VERSION ?= v1.22.3
 OPA ?= $(BIN)/opa-$(OPA_VERSION)
 HELM_VERSION ?= v3.22.0
 HELM ?= $(BIN)/helm-$(HELM_VERSION)
+# test/packaging lints, renders and dry-runs the chart with this helm.
+export HELM
 IMG ?= ghcr.io/gitops-reverser/gitops-reverser:dev
 GO_TEST_FLAGS ?= -race -count=1 -timeout 25m
 export KUBEBUILDER_ASSETS ?= $(K8S_BIN)
@@ -67,12 +69,15 @@ policy-test: opa ## Format-check, strict-check and test the default Rego policie
 	$(OPA) test policies/ -v
 
 .PHONY: test
-test: controlplane vet policy-test ## Run every test: unit, envtest suites, e2e, opa test.
+test: controlplane vet policy-test $(HELM) ## Run every test: unit, envtest suites, e2e, opa test.
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
 bench: ## Run the benchmarks (figures go to docs/benchmarks.md).
 	go test -run '^$$' -bench . -benchmem ./engine/...
+
+.PHONY: helm
+helm: $(HELM) ## Build the pinned helm into bin/ (cached).
 
 .PHONY: chart-lint
 chart-lint: $(HELM) ## Lint and render the Helm chart with a pinned helm (built from the module proxy).
@@ -99,13 +104,35 @@ docker-build: ## Build the container image (needs a Docker engine).
 	docker build -t $(IMG) .
 
 ##@ Deployment
+# install/deploy use the pinned kubectl of bin/k8s (built by `make
+# controlplane` when absent) and the current kubeconfig ($$KUBECONFIG).
+KUBECTL ?= $(K8S_BIN)/kubectl
+# The manager image as written in config/manager; deploy replaces it by IMG.
+MANAGER_IMAGE_BASE := ghcr.io/gitops-reverser/gitops-reverser
+
 .PHONY: install
-install: manifests ## Install the CRDs into the current cluster.
-	$(K8S_BIN)/kubectl apply -f config/crd/bases
+install: manifests controlplane ## Install the CRDs into the current cluster.
+	$(KUBECTL) apply --server-side -f config/crd/bases
+
+.PHONY: uninstall
+uninstall: controlplane ## Remove the CRDs (and with them every GitTarget and rule) from the current cluster.
+	$(KUBECTL) delete --ignore-not-found -f config/crd/bases
+
+# kustomize build config/default with the manager image set to IMG; the
+# tree is not changed.
+DEPLOY_MANIFESTS = $(KUBECTL) kustomize config/default | sed 's|image: $(MANAGER_IMAGE_BASE):.*|image: $(IMG)|'
+
+.PHONY: deploy-manifests
+deploy-manifests: controlplane ## Print what deploy applies (config/default with the manager image IMG).
+	@$(DEPLOY_MANIFESTS)
 
 .PHONY: deploy
-deploy: manifests ## Deploy the operator into the current cluster.
-	$(K8S_BIN)/kubectl apply -k config/default
+deploy: manifests controlplane ## Deploy the operator with image IMG into the current cluster.
+	$(DEPLOY_MANIFESTS) | $(KUBECTL) apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: controlplane ## Remove what deploy applied from the current cluster.
+	$(DEPLOY_MANIFESTS) | $(KUBECTL) delete --ignore-not-found -f -
 
 $(HELM):
 	mkdir -p $(BIN)
