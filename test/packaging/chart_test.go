@@ -2,6 +2,8 @@ package packaging
 
 import (
 	"encoding/json"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -102,7 +104,7 @@ var _ = Describe("The Helm chart", func() {
 var _ = Describe("The kustomize base (make deploy)", func() {
 	It("sets the manager image to IMG and applies cleanly to the API server (dry run)", func() {
 		img := "registry.example.com/platform/gitops-reverser:v9.8.7"
-		withIMG := run("make", "-s", "--no-print-directory", "deploy-manifests", "IMG="+img)
+		withIMG := makeTarget("deploy-manifests", "IMG="+img)
 		Expect(withIMG).To(ContainSubstring("image: " + img))
 		Expect(withIMG).NotTo(ContainSubstring("ghcr.io/gitops-reverser/gitops-reverser"))
 
@@ -112,3 +114,22 @@ var _ = Describe("The kustomize base (make deploy)", func() {
 		dryRun("kustomize.yaml", withIMG, len(objects(withIMG)))
 	})
 })
+
+// makeTarget runs `make -s target args...` in the repository root as a
+// user would, without the MAKEFLAGS of a `make test` that runs this suite,
+// and returns its standard output.
+func makeTarget(target string, args ...string) string {
+	GinkgoHelper()
+	cmd := exec.Command("make", append([]string{"-s", "--no-print-directory", target}, args...)...)
+	cmd.Dir = root
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "MAKEFLAGS=") && !strings.HasPrefix(kv, "MFLAGS=") && !strings.HasPrefix(kv, "MAKELEVEL=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	Expect(err).NotTo(HaveOccurred(), "make %s:\n%s\n%s", target, out, stderr.String())
+	return string(out)
+}
