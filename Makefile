@@ -105,17 +105,21 @@ docker-build: ## Build the container image (needs a Docker engine).
 
 ##@ Deployment
 # install/deploy use the pinned kubectl of bin/k8s (built by `make
-# controlplane` when absent) and the current kubeconfig ($$KUBECONFIG).
+# kubectl` when absent) and the current kubeconfig ($$KUBECONFIG).
 KUBECTL ?= $(K8S_BIN)/kubectl
 # The manager image as written in config/manager; deploy replaces it by IMG.
 MANAGER_IMAGE_BASE := ghcr.io/gitops-reverser/gitops-reverser
 
+.PHONY: kubectl
+kubectl: ## Build the pinned kubectl (with the control plane) into bin/k8s (cached); progress goes to stderr.
+	@bash test/tools/controlplane/build.sh $(K8S_BIN) >&2
+
 .PHONY: install
-install: manifests controlplane ## Install the CRDs into the current cluster.
+install: manifests kubectl ## Install the CRDs into the current cluster.
 	$(KUBECTL) apply --server-side -f config/crd/bases
 
 .PHONY: uninstall
-uninstall: controlplane ## Remove the CRDs (and with them every GitTarget and rule) from the current cluster.
+uninstall: kubectl ## Remove the CRDs (and with them every GitTarget and rule) from the current cluster.
 	$(KUBECTL) delete --ignore-not-found -f config/crd/bases
 
 # kustomize build config/default with the manager image set to IMG; the
@@ -123,15 +127,15 @@ uninstall: controlplane ## Remove the CRDs (and with them every GitTarget and ru
 DEPLOY_MANIFESTS = $(KUBECTL) kustomize config/default | sed 's|image: $(MANAGER_IMAGE_BASE):.*|image: $(IMG)|'
 
 .PHONY: deploy-manifests
-deploy-manifests: controlplane ## Print what deploy applies (config/default with the manager image IMG).
+deploy-manifests: kubectl ## Print what deploy applies (config/default with the manager image IMG).
 	@$(DEPLOY_MANIFESTS)
 
 .PHONY: deploy
-deploy: manifests controlplane ## Deploy the operator with image IMG into the current cluster.
+deploy: manifests kubectl ## Deploy the operator with image IMG into the current cluster.
 	$(DEPLOY_MANIFESTS) | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy
-undeploy: controlplane ## Remove what deploy applied from the current cluster.
+undeploy: kubectl ## Remove what deploy applied from the current cluster.
 	$(DEPLOY_MANIFESTS) | $(KUBECTL) delete --ignore-not-found -f -
 
 $(HELM):
