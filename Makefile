@@ -15,6 +15,8 @@ SOPS_VERSION ?= v3.13.3
 export SOPS_BIN ?= $(BIN)/sops-$(SOPS_VERSION)
 HELM_VERSION ?= v3.22.0
 HELM ?= $(BIN)/helm-$(HELM_VERSION)
+# test/packaging lints, renders and dry-runs the chart with this helm.
+export HELM
 IMG ?= ghcr.io/gitops-reverser/gitops-reverser:dev
 GO_TEST_FLAGS ?= -race -count=1 -timeout 25m
 # The version and commit `reverser version` prints.
@@ -81,7 +83,7 @@ policy-test: opa ## Format-check, strict-check and test the default Rego policie
 	$(OPA) test policies/ -v
 
 .PHONY: test
-test: controlplane vet policy-test sops ## Run every test: unit, envtest suites, e2e, opa test.
+test: controlplane vet policy-test sops $(HELM) ## Run every test: unit, envtest suites, e2e, opa test.
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
@@ -92,6 +94,9 @@ BENCH_E2E_ARGS ?=
 .PHONY: bench-e2e
 bench-e2e: controlplane ## Whole-process benchmark: W450 three times (BENCH_E2E_ARGS="-objects=20000" for the start-up variant); see docs/benchmarks.md.
 	go test -tags benche2e -count=1 -timeout 60m -v -run TestBenchE2E ./test/bench/ -args $(BENCH_E2E_ARGS)
+
+.PHONY: helm
+helm: $(HELM) ## Build the pinned helm into bin/ (cached).
 
 .PHONY: chart-lint
 chart-lint: $(HELM) ## Lint and render the Helm chart with a pinned helm (built from the module proxy).
@@ -122,13 +127,39 @@ docker-build: ## Build the container image (needs a Docker engine).
 	docker build -t $(IMG) .
 
 ##@ Deployment
+# install/deploy use the pinned kubectl of bin/k8s (built by `make
+# kubectl` when absent) and the current kubeconfig ($$KUBECONFIG).
+KUBECTL ?= $(K8S_BIN)/kubectl
+# The manager image as written in config/manager; deploy replaces it by IMG.
+MANAGER_IMAGE_BASE := ghcr.io/gitops-reverser/gitops-reverser
+
+.PHONY: kubectl
+kubectl: ## Build the pinned kubectl (with the control plane) into bin/k8s (cached); progress goes to stderr.
+	@bash test/tools/controlplane/build.sh $(K8S_BIN) >&2
+
 .PHONY: install
-install: manifests ## Install the CRDs into the current cluster.
-	$(K8S_BIN)/kubectl apply -f config/crd/bases
+install: manifests kubectl ## Install the CRDs into the current cluster.
+	$(KUBECTL) apply --server-side -f config/crd/bases
+
+.PHONY: uninstall
+uninstall: kubectl ## Remove the CRDs (and with them every GitTarget and rule) from the current cluster.
+	$(KUBECTL) delete --ignore-not-found -f config/crd/bases
+
+# kustomize build config/default with the manager image set to IMG; the
+# tree is not changed.
+DEPLOY_MANIFESTS = $(KUBECTL) kustomize config/default | sed 's|image: $(MANAGER_IMAGE_BASE):.*|image: $(IMG)|'
+
+.PHONY: deploy-manifests
+deploy-manifests: kubectl ## Print what deploy applies (config/default with the manager image IMG).
+	@$(DEPLOY_MANIFESTS)
 
 .PHONY: deploy
-deploy: manifests ## Deploy the operator into the current cluster.
-	$(K8S_BIN)/kubectl apply -k config/default
+deploy: manifests kubectl ## Deploy the operator with image IMG into the current cluster.
+	$(DEPLOY_MANIFESTS) | $(KUBECTL) apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: kubectl ## Remove what deploy applied from the current cluster.
+	$(DEPLOY_MANIFESTS) | $(KUBECTL) delete --ignore-not-found -f -
 
 $(HELM):
 	mkdir -p $(BIN)

@@ -8,19 +8,13 @@ import (
 	"net/http"
 	"os"
 	"time"
-
-	"github.com/gitops-reverser/gitops-reverser/engine/telemetry"
 )
-
-// certExpiry is the NotAfter of the serving certificate, read by every
-// readiness check, so a rotation shows at the next probe.
-var certExpiry = telemetry.NewGauge("gitops_reverser_webhook_certificate_expiry_timestamp_seconds",
-	"Unix time at which the webhook's serving certificate (the one on disk that the server serves) expires.")
 
 // ServingCertCheck is a readiness check: it fails while the serving
 // certificate in certFile cannot be read or is not valid now (expired, or
-// not yet valid), and it publishes the certificate's expiry. The file is
-// read at every call, so a rotated certificate counts at once.
+// not yet valid). Its expiry is served by
+// gitops_reverser_webhook_certificate_expiry_timestamp_seconds
+// (certexpiry.go). The file is read at every call, so a rotated certificate counts at once.
 func ServingCertCheck(certFile string, now func() time.Time) func(*http.Request) error {
 	if now == nil {
 		now = time.Now
@@ -30,7 +24,6 @@ func ServingCertCheck(certFile string, now func() time.Time) func(*http.Request)
 		if err != nil {
 			return err
 		}
-		certExpiry.Set(float64(cert.NotAfter.Unix()))
 		switch t := now(); {
 		case t.After(cert.NotAfter):
 			return fmt.Errorf("the webhook serving certificate expired at %s", cert.NotAfter.UTC().Format(time.RFC3339))

@@ -209,6 +209,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 	if err := mgr.Add(handler); err != nil {
 		return nil, fmt.Errorf("adding the admission workers: %w", err)
 	}
+	admission.ExportCertExpiry(opts.WebhookCertFile)
 	if opts.WebhookURL != "" || opts.WebhookService != nil {
 		syncer, err := admission.NewConfigSyncer(admission.SyncerOptions{
 			Client: mgr.GetClient(), Index: op.Index, Name: opts.WebhookConfigurationName,

@@ -108,6 +108,7 @@ func (c Counter) Add(v float64) { c.c.Add(bg, int64(v), c.opt...) }
 // NewCounter declares a counter without labels; it is served with value 0
 // from the start, as a Prometheus counter is.
 func NewCounter(name, help string) Counter {
+	declare(name)
 	c := Counter{c: must(meter.Int64Counter(name, metric.WithDescription(help))), id: &seriesID{name: name}}
 	c.c.Add(bg, 0)
 	return c
@@ -121,6 +122,7 @@ type CounterVec struct {
 
 // NewCounterVec declares a counter with the given label names.
 func NewCounterVec(name, help string, labels ...string) *CounterVec {
+	declare(name)
 	return &CounterVec{c: must(meter.Int64Counter(name, metric.WithDescription(help))), vec: labelled{name: name, names: labels}}
 }
 
@@ -147,10 +149,34 @@ func (g Gauge) Set(v float64) { g.g.Record(bg, v, g.opt...) }
 
 // NewGauge declares a gauge without labels, 0 until set.
 func NewGauge(name, help string) Gauge {
+	declare(name)
 	g := Gauge{g: must(meter.Float64Gauge(name, metric.WithDescription(help))), id: &seriesID{name: name}}
 	g.Set(0)
 	return g
 }
+
+// GaugeFunc is a gauge whose value is read by a callback at every
+// collection (a Prometheus scrape, an OTLP export).
+type GaugeFunc struct {
+	id *seriesID
+}
+
+// NewGaugeFunc declares a gauge without labels whose value f returns at
+// every collection; f must be cheap and safe for concurrent use.
+func NewGaugeFunc(name, help string, f func() float64) GaugeFunc {
+	declare(name)
+	g := must(meter.Float64ObservableGauge(name, metric.WithDescription(help),
+		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
+			o.Observe(f())
+			return nil
+		})))
+	_ = g
+	return GaugeFunc{id: &seriesID{name: name}}
+}
+
+// Value reads the gauge's series from controller-runtime's registry, as a
+// scrape does (calling its callback).
+func (g GaugeFunc) Value() float64 { return g.id.value() }
 
 // GaugeVec is a gauge with labels.
 type GaugeVec struct {
@@ -160,6 +186,7 @@ type GaugeVec struct {
 
 // NewGaugeVec declares a gauge with the given label names.
 func NewGaugeVec(name, help string, labels ...string) *GaugeVec {
+	declare(name)
 	return &GaugeVec{g: must(meter.Float64Gauge(name, metric.WithDescription(help))), vec: labelled{name: name, names: labels}}
 }
 
@@ -184,6 +211,7 @@ func (u UpDown) Dec() { u.c.Add(bg, -1) }
 
 // NewUpDown declares an up-down gauge without labels, 0 at start.
 func NewUpDown(name, help string) UpDown {
+	declare(name)
 	u := UpDown{c: must(meter.Int64UpDownCounter(name, metric.WithDescription(help))), id: &seriesID{name: name}}
 	u.c.Add(bg, 0)
 	return u
@@ -208,6 +236,7 @@ type HistogramVec struct {
 // NewHistogramVec declares a histogram with the given upper bounds of its
 // buckets and label names.
 func NewHistogramVec(name, help string, buckets []float64, labels ...string) *HistogramVec {
+	declare(name)
 	return &HistogramVec{
 		h:   must(meter.Float64Histogram(name, metric.WithDescription(help), metric.WithExplicitBucketBoundaries(buckets...))),
 		vec: labelled{name: name, names: labels},
@@ -272,6 +301,19 @@ func (l *labelled) get(values []string) (series, bool) {
 // must reports an instrument's error (only an invalid name or a duplicate
 // of another kind) and returns the instrument, which the SDK makes usable
 // anyway.
+// declared are the names of every instrument declared in the process.
+var declared sync.Map
+
+// declare notes name as declared.
+func declare(name string) { declared.Store(name, true) }
+
+// Declared reports whether the process declared a metric named name, even
+// one with no series yet (a counter by label born at its first event).
+func Declared(name string) bool {
+	_, ok := declared.Load(name)
+	return ok
+}
+
 func must[T any](inst T, err error) T {
 	if err != nil {
 		otel.Handle(err)
