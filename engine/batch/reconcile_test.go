@@ -141,7 +141,7 @@ func TestBatcher_Start_reconcilesInOneCommit(t *testing.T) {
 	})
 
 	var log string
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		out, _ := exec.Command("git", "--git-dir", remote, "log", "--format=%an%n%B%n--", "main").CombinedOutput()
 		if log = string(out); strings.Contains(log, "RECONCILE") {
 			break
@@ -234,7 +234,7 @@ func TestBatcher_reconcile_defersRemovalAfterStart(t *testing.T) {
 	})
 	waitLog := func(want string) string {
 		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
 			out, _ := exec.Command("git", "--git-dir", remote, "log", "--format=%B%n--", "main").CombinedOutput()
 			if strings.Contains(string(out), want) {
 				return string(out)
