@@ -606,7 +606,9 @@ func TestWatcher_Handed_followsWhatTheWatchIsDoneWith(t *testing.T) {
 			return "2", true
 		}, atSink: []string{"1"}},
 		{name: "a write no rule selects", run: func(_ *testing.T, w *Watcher) (string, bool) {
-			ignored := func(rv, v string) *unstructured.Unstructured { return withLabel(configMap("u1", rv, v), "app", "ignored") }
+			ignored := func(rv, v string) *unstructured.Unstructured {
+				return withLabel(configMap("u1", rv, v), "app", "ignored")
+			}
 			w.handlers(configMaps).OnAdd(ignored("1", "a"), true)
 			w.observe(modifiedEvent(configMaps, ignored("1", "a"), ignored("2", "b")))
 			return "2", true
