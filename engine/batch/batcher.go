@@ -68,6 +68,15 @@ type Options struct {
 	// of its encrypted files (encrypt.go); nil fails every encryption
 	// (closed: nothing written).
 	FingerprintKeys FingerprintKeySource
+	// WatchHanded returns the resourceVersion of the last write of an
+	// object (by uid) that the watch is done with: handed on to Record
+	// (after Record returned), found in an informer's initial list, or
+	// judged no rule's; false when the watch has not seen the object. A
+	// reconcile holds an object whose listed resourceVersion differs (its
+	// write is on its way) or whose change waits in the target's queue.
+	// Nil falls back to the time of the object's last write
+	// (managedFields), which misses writes that leave no time there.
+	WatchHanded func(uid types.UID) (resourceVersion string, ok bool)
 }
 
 // TargetStatus is what a target's worker holds back and why.

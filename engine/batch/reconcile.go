@@ -41,16 +41,20 @@ const ReconcileUser = "gitops-reverser:reconcile"
 // Options.ReconcileInterval is zero.
 const DefaultReconcileInterval = 10 * time.Minute
 
-// youngMargin keeps objects written recently, after the operator
-// started, out of a reconcile for a while: their changes may still be on
-// their way through the webhook, the watch and an open author session, and
-// a reconcile that wrote them first would turn the attributed commit into a
-// no-op. They are checked again after the margin and written then only if
-// the repository still differs. The same margin delays the removal of a
-// file whose object disappeared, except at the first reconcile of a target
-// after the operator started: nothing can be on its way for what happened
-// while it was down.
+// youngMargin is how long an object held out of a reconcile waits for a
+// recheck: its change may still be on its way through the watch, the
+// webhook's claim and the target's queue (onItsWay), and a reconcile that
+// wrote it first would turn the attributed commit into a no-op. A recheck
+// writes it only if the repository still differs; after maxRechecks it is
+// written even if the watch never delivered its write. The same margin
+// delays the removal of a file whose object disappeared, except at the
+// first reconcile of a target after the operator started: nothing can be
+// on its way for what happened while it was down.
 var youngMargin = 20 * time.Second // a variable for the package's tests
+
+// maxRechecks bounds the rechecks of a held object: the bound for a watch
+// that never delivers a write (youngMargin each).
+const maxRechecks = 5
 
 // syncWait bounds how long a reconcile waits for the watch's informers to
 // sync before it lists anyway.
@@ -324,7 +328,7 @@ func (b *Batcher) reconcileOn(ctx context.Context, t *target, rs []*rules.Rule, 
 	plan, err := reconcile.Make(ctx, reconcile.Input{
 		Rules: rs, Lister: b.opts.Lister, Render: b.reconcileRender(t, now),
 		Files: files, Read: t.writer.ReadFile, NamespaceLabels: b.opts.NamespaceLabels,
-		Hold: func(obj *unstructured.Unstructured) bool { return b.young(obj, now) }, Cache: &tr.cache,
+		Hold: func(obj *unstructured.Unstructured) bool { return b.onItsWay(key, obj, now) }, Cache: &tr.cache,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("planning the reconcile: %w", err)
@@ -377,12 +381,36 @@ func basePathOf(spec v1alpha1.GitTargetSpec) string {
 	return strings.Trim(path.Clean("/"+spec.BasePath), "/")
 }
 
+// onItsWay reports whether a change of obj may still be on its way to the
+// target key's worker with its author, so that a reconcile must leave the
+// object's files to it: the watch is not done with the resourceVersion the
+// listing returned (its event is not delivered yet, waits for the
+// webhook's claim, or the listing is older than what the watch handed on),
+// or a change of the object waits in the worker's queue (behind the
+// reconcile, which runs on the worker). The watch is asked first: it
+// counts a change in the queue before it reports the change handed on, so
+// the two answers leave no gap. Without WatchHanded it falls back to
+// young.
+func (b *Batcher) onItsWay(key types.NamespacedName, obj *unstructured.Unstructured, now time.Time) bool {
+	if b.opts.WatchHanded == nil {
+		return b.young(obj, now)
+	}
+	rv, ok := b.opts.WatchHanded(obj.GetUID())
+	if !ok || rv != obj.GetResourceVersion() {
+		return true
+	}
+	return b.worker(key).hasQueued(obj.GetUID())
+}
+
 // young reports whether obj was written after the operator started and
 // within the margin: its change may still be on its way with its author.
 // Writes before the start are in the watch's initial list, which hands on
 // nothing: only the reconcile records them. managedFields times have
 // second precision, so a write in the second of the start counts as after
-// it (held for the margin rather than written without its author).
+// it (held for the margin rather than written without its author). It is
+// only a fallback without the watch's progress: a write through the scale
+// subresource (kubectl scale) leaves no time in managedFields, so it looks
+// as old as the object's last other write.
 func (b *Batcher) young(obj *unstructured.Unstructured, now time.Time) bool {
 	lw := lastWrite(obj)
 	return !lw.Before(b.started.Truncate(time.Second)) && now.Sub(lw) < youngMargin
@@ -525,7 +553,7 @@ func (b *Batcher) recheckOn(ctx context.Context, t *target, due []recheck, now t
 		if obj == nil {
 			continue // gone: its delete event covers it
 		}
-		if b.young(obj, now) && rc.attempts < 5 {
+		if b.onItsWay(key, obj, now) && rc.attempts < maxRechecks {
 			rc.due, rc.attempts = now.Add(youngMargin), rc.attempts+1
 			again = append(again, rc)
 			continue

@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
+	"github.com/gitops-reverser/gitops-reverser/engine/change"
 	"github.com/gitops-reverser/gitops-reverser/engine/reconcile"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
 )
@@ -28,12 +30,21 @@ type mapLister struct {
 	synced         *atomic.Bool
 	listedUnsynced bool
 	lists          int
+	// beforeList, when set, runs at the start of the nth List (1-based),
+	// on the caller's goroutine (the target's worker for a reconcile).
+	beforeList func(n int)
 }
 
 func (l *mapLister) List(_ context.Context, gvr schema.GroupVersionResource, ns string) (reconcile.Listing, error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.lists++
+	n, hook := l.lists, l.beforeList
+	l.mu.Unlock()
+	if hook != nil {
+		hook(n)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if !l.synced.Load() {
 		l.listedUnsynced = true
 	}
@@ -130,7 +141,7 @@ func TestBatcher_Start_reconcilesInOneCommit(t *testing.T) {
 	})
 
 	var log string
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		out, _ := exec.Command("git", "--git-dir", remote, "log", "--format=%an%n%B%n--", "main").CombinedOutput()
 		if log = string(out); strings.Contains(log, "RECONCILE") {
 			break
@@ -223,7 +234,7 @@ func TestBatcher_reconcile_defersRemovalAfterStart(t *testing.T) {
 	})
 	waitLog := func(want string) string {
 		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
 			out, _ := exec.Command("git", "--git-dir", remote, "log", "--format=%B%n--", "main").CombinedOutput()
 			if strings.Contains(string(out), want) {
 				return string(out)
@@ -248,6 +259,134 @@ func TestBatcher_reconcile_defersRemovalAfterStart(t *testing.T) {
 	files := gitCLI(t, "--git-dir", remote, "ls-tree", "-r", "--name-only", "main")
 	if strings.Contains(files, "b.yaml") || !strings.Contains(files, "a.yaml") {
 		t.Fatalf("files = %q, want a.yaml only", files)
+	}
+}
+
+// fakeWatch is the watch's progress for the reconcile: the
+// resourceVersion of each object's last write handed on.
+type fakeWatch struct {
+	mu     sync.Mutex
+	handed map[types.UID]string
+}
+
+func (f *fakeWatch) Handed(uid types.UID) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rv, ok := f.handed[uid]
+	return rv, ok
+}
+
+func (f *fakeWatch) hand(uid types.UID, rv string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.handed[uid] = rv
+}
+
+// TestBatcher_reconcile_leavesAWriteOnItsWayToItsAuthor replays the race
+// of a reconcile (a rule's new settings) with bob's kubectl scale: the
+// reconcile lists the object at bob's resourceVersion while bob's change
+// is still on its way, either not handed on by the watch yet or waiting in
+// the target's queue behind the reconcile. The reconcile must leave the
+// file to bob's change, whose commit is then bob's. The object looks old
+// by its managedFields (a write through the scale subresource leaves no
+// time there), so only the watch's progress tells.
+func TestBatcher_reconcile_leavesAWriteOnItsWayToItsAuthor(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// queued delivers bob's change while the reconcile lists (so it
+		// waits in the queue behind it); otherwise it is delivered once
+		// the reconcile is over.
+		queued bool
+	}{
+		{name: "the watch has not handed the write on yet"},
+		{name: "the write waits in the queue behind the reconcile", queued: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			remote := filepath.Join(dir, "remote.git")
+			gitCLI(t, "init", "-q", "--bare", "-b", "main", remote)
+			rule := func(gen int64) *rules.Rule {
+				return &rules.Rule{Key: rules.Key{Kind: rules.KindWatchRule, Namespace: "shop", Name: "r"}, Namespace: "shop", Generation: gen,
+					Target:    types.NamespacedName{Namespace: "shop", Name: "history"},
+					Resources: []rules.Resource{{GVR: configmaps, Namespaced: true}}}
+			}
+			ix := rules.NewIndex()
+			ix.Upsert(rule(1))
+			long := metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
+			cm := func(rv, value string) unstructured.Unstructured {
+				obj := configMap("a", value)
+				obj.SetResourceVersion(rv)
+				obj.SetCreationTimestamp(long)
+				obj.SetManagedFields([]metav1.ManagedFieldsEntry{
+					{Manager: "kubectl-client-side-apply", Operation: metav1.ManagedFieldsOperationUpdate, Time: &long},
+					{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationUpdate, Subresource: "scale"}, // no time
+				})
+				return obj
+			}
+			synced := &atomic.Bool{}
+			synced.Store(true)
+			lister := &mapLister{objs: []unstructured.Unstructured{cm("1", "1")}, synced: synced}
+			watch := &fakeWatch{handed: map[types.UID]string{"uid-a": "1"}}
+			b := New(Options{Targets: &switchableTargets{url: remote}, WorkDir: filepath.Join(dir, "work"),
+				Tick: 10 * time.Millisecond, RetryInterval: 20 * time.Millisecond, Index: ix, Lister: lister,
+				WatchHanded: watch.Handed})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- b.Start(ctx) }()
+			t.Cleanup(func() {
+				cancel()
+				<-done
+			})
+			eventually(t, "the first reconcile reaches the remote", func() bool {
+				return strings.Contains(remoteLog(remote, "%B"), "Reverser-Reconcile: added=1 updated=0 removed=0")
+			})
+
+			// bob scales: the cluster holds resourceVersion 2.
+			bobs := cm("2", "2")
+			r2 := rule(2)
+			record := func() {
+				b.Record(ctx, change.Change{Operation: v1alpha1.OperationUpdate, Resource: configmaps, Namespace: "shop",
+					Name: "a", UID: "uid-a", ResourceVersion: "2", Object: bobs.DeepCopy(),
+					User: change.User{Username: "bob"}, Rules: []*rules.Rule{r2}})
+				watch.hand("uid-a", "2") // after Record returned, as the watcher does
+			}
+			lister.mu.Lock()
+			lister.objs = []unstructured.Unstructured{bobs}
+			if tc.queued {
+				lister.beforeList = func(n int) {
+					if n == 2 {
+						record()
+					}
+				}
+			}
+			lister.mu.Unlock()
+			ix.Upsert(r2) // new settings: a reconcile
+			if !tc.queued {
+				eventually(t, "the reconcile lists", func() bool {
+					lister.mu.Lock()
+					defer lister.mu.Unlock()
+					return lister.lists >= 2
+				})
+				// A job queued now runs after the reconcile, which is
+				// listing: bob's change comes after it.
+				key := types.NamespacedName{Namespace: "shop", Name: "history"}
+				if err := b.onTarget(ctx, key, func(*target) error { return nil }); err != nil {
+					t.Fatal(err)
+				}
+				record()
+			}
+
+			eventually(t, "bob's change reaches the remote", func() bool {
+				return strings.Contains(remoteLog(remote, "%an"), "bob")
+			})
+			if c, _ := remoteFile(remote, cmPath+"a.yaml"); !strings.Contains(c, "v: \"2\"") {
+				t.Fatalf("a.yaml = %q, want bob's value", c)
+			}
+			authors := gitCLI(t, "--git-dir", remote, "log", "--format=%an", "main", "--", cmPath+"a.yaml")
+			if got := strings.Fields(authors); len(got) == 0 || got[0] != "bob" {
+				t.Fatalf("authors of a.yaml, newest first = %v, want bob's change last:\n%s", got, remoteLog(remote, "%an%n%B--"))
+			}
+		})
 	}
 }
 

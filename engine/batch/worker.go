@@ -72,6 +72,12 @@ type worker struct {
 	// worker's goroutine only); published once it has published.
 	last      TargetStatus
 	published bool
+
+	// queuedMu guards queued: per object (uid), the changes handed to
+	// this worker and not yet processed (in its queue or held). A
+	// reconcile, which runs on the worker, leaves such objects to them.
+	queuedMu sync.Mutex
+	queued   map[types.UID]int
 }
 
 func newWorker(b *Batcher, key types.NamespacedName) *worker {
@@ -83,6 +89,9 @@ func newWorker(b *Batcher, key types.NamespacedName) *worker {
 // caller waits (backpressure on this target only) until there is room or
 // ctx ends.
 func (w *worker) enqueue(ctx context.Context, it item) bool {
+	// Counted before it is in the queue: a reconcile that finds the
+	// watch done with the object's write then finds it here.
+	w.countQueued(it, 1)
 	select {
 	case w.queue <- it:
 		return true
@@ -93,8 +102,34 @@ func (w *worker) enqueue(ctx context.Context, it item) bool {
 	case w.queue <- it:
 		return true
 	case <-ctx.Done():
+		w.countQueued(it, -1)
 		return false
 	}
+}
+
+// countQueued adds d to the queued changes of the item's object.
+func (w *worker) countQueued(it item, d int) {
+	uid := it.c.UID
+	if it.job != nil || uid == "" {
+		return
+	}
+	w.queuedMu.Lock()
+	defer w.queuedMu.Unlock()
+	if w.queued == nil {
+		w.queued = map[types.UID]int{}
+	}
+	if n := w.queued[uid] + d; n > 0 {
+		w.queued[uid] = n
+	} else {
+		delete(w.queued, uid)
+	}
+}
+
+// hasQueued reports whether a change of the object waits for the worker.
+func (w *worker) hasQueued(uid types.UID) bool {
+	w.queuedMu.Lock()
+	defer w.queuedMu.Unlock()
+	return w.queued[uid] > 0
 }
 
 // maxBatch bounds the changes taken between two journal fsyncs.
@@ -152,6 +187,9 @@ func (w *worker) take(ctx context.Context, it item) {
 			heldDropped.Add(float64(len(w.held) - limit))
 			w.b.opts.Log.Error(w.resolveErr, "dropping the oldest changes held for an unreadable GitTarget",
 				"target", w.key.String(), "dropped", len(w.held)-limit)
+			for _, dropped := range w.held[:len(w.held)-limit] {
+				w.countQueued(dropped, -1)
+			}
 			w.held = w.held[len(w.held)-limit:]
 		}
 		return
@@ -165,6 +203,7 @@ func (w *worker) process(ctx context.Context, it item) {
 		it.done <- it.job(ctx, t)
 		return
 	}
+	defer w.countQueued(it, -1)
 	pd := policyDecider{c: it.c}
 	now := time.Now()
 	for _, r := range it.rules {

@@ -85,12 +85,30 @@ type Watcher struct {
 	wake    chan struct{}
 	// sinkCtx is the context of Start, handed to the sink.
 	sinkCtx context.Context
+
+	// handed is, per object, the resourceVersion of the last event the
+	// watch is done with (see Handed); handedMu guards it and is never
+	// held while the sink is called.
+	handedMu sync.Mutex
+	handed   map[types.UID]string
 }
 
 type runningInformer struct {
 	gvr      schema.GroupVersionResource
 	informer cache.SharedIndexInformer
-	cancel   context.CancelFunc
+	// handler is the watcher's handler on the informer; nil in tests.
+	handler cache.ResourceEventHandlerRegistration
+	cancel  context.CancelFunc
+}
+
+// synced reports whether the informer has synced and its handler has
+// seen the initial list: the informer's own HasSynced turns true before
+// its handlers have been told everything it listed.
+func (ri *runningInformer) synced() bool {
+	if ri.handler != nil {
+		return ri.handler.HasSynced()
+	}
+	return ri.informer.HasSynced()
 }
 
 // NewWatcher returns a Watcher; Client, Index, Store and Sink are required.
@@ -116,6 +134,7 @@ func newWatcher(opts Options) *Watcher {
 		now:       time.Now,
 		informers: map[informerKey]*runningInformer{},
 		waiting:   map[types.UID][]*event{},
+		handed:    map[types.UID]string{},
 		wake:      make(chan struct{}, 1),
 		sinkCtx:   context.Background(),
 	}
@@ -160,11 +179,54 @@ func (w *Watcher) Synced() bool {
 	defer w.infMu.Unlock()
 	for key, gvr := range want {
 		ri, ok := w.informers[key]
-		if !ok || ri.gvr != gvr || !ri.informer.HasSynced() {
+		if !ok || ri.gvr != gvr || !ri.synced() {
 			return false
 		}
 	}
 	return !needNamespaces || (w.namespaces != nil && w.namespaces.informer.HasSynced())
+}
+
+// Handed returns the resourceVersion of the last write of the object uid
+// that the watch is done with: handed on to the sink (Record returned),
+// found in an informer's initial list, or judged no rule's; false when no
+// informer has shown the object yet (or it was deleted). A write whose
+// event is not delivered yet or waits for the webhook's claim is not
+// reflected: a reconcile that lists a newer resourceVersion leaves the
+// object to the watch.
+func (w *Watcher) Handed(uid types.UID) (string, bool) {
+	w.handedMu.Lock()
+	defer w.handedMu.Unlock()
+	rv, ok := w.handed[uid]
+	return rv, ok
+}
+
+// done notes that the watch is done with the event: its change, if any,
+// was handed on.
+func (w *Watcher) done(ev *event) {
+	uid := uidOf(ev.obj)
+	if uid == "" {
+		return
+	}
+	w.handedMu.Lock()
+	defer w.handedMu.Unlock()
+	if ev.kind == eventDeleted {
+		delete(w.handed, uid)
+		return
+	}
+	w.handed[uid] = ev.obj.GetResourceVersion()
+}
+
+// forgetHanded drops what Handed knows of the objects of an informer
+// that stops; a replacement's initial list notes them again.
+func (w *Watcher) forgetHanded(inf cache.SharedIndexInformer) {
+	objs := inf.GetStore().List()
+	w.handedMu.Lock()
+	defer w.handedMu.Unlock()
+	for _, o := range objs {
+		if u, ok := o.(*unstructured.Unstructured); ok {
+			delete(w.handed, u.GetUID())
+		}
+	}
 }
 
 // needsNamespaces reports whether a rule selects namespaces by label.
@@ -241,6 +303,7 @@ func (w *Watcher) syncInformers(ctx context.Context) {
 	for key, ri := range w.informers {
 		if gvr, ok := want[key]; !ok || gvr != ri.gvr {
 			ri.cancel()
+			w.forgetHanded(ri.informer)
 			delete(w.informers, key)
 			stopped[key.resource] = true
 			w.opts.Log.V(1).Info("stopped watching", "resource", ri.gvr.String(), "namespace", key.namespace)
@@ -261,12 +324,13 @@ func (w *Watcher) syncInformers(ctx context.Context) {
 			w.opts.Log.Error(err, "setting the informer transform", "resource", gvr.String(), "namespace", key.namespace)
 			continue
 		}
-		if _, err := inf.AddEventHandler(w.handlers(gvr)); err != nil {
+		reg, err := inf.AddEventHandler(w.handlers(gvr))
+		if err != nil {
 			w.opts.Log.Error(err, "adding the event handler", "resource", gvr.String(), "namespace", key.namespace)
 			continue
 		}
 		ictx, cancel := context.WithCancel(ctx)
-		w.informers[key] = &runningInformer{gvr: gvr, informer: inf, cancel: cancel}
+		w.informers[key] = &runningInformer{gvr: gvr, informer: inf, handler: reg, cancel: cancel}
 		go inf.RunWithContext(ictx)
 		w.opts.Log.V(1).Info("watching", "resource", gvr.String(), "namespace", key.namespace)
 	}
@@ -433,6 +497,7 @@ func (w *Watcher) handlers(gvr schema.GroupVersionResource) cache.ResourceEventH
 				w.observe(addedEvent(gvr, u))
 			} else if ok {
 				w.opts.Store.noteRV(u.GetUID(), u.GetResourceVersion())
+				w.done(addedEvent(gvr, u))
 			}
 		},
 		UpdateFunc: func(oldObj, newObj interface{}) {
@@ -506,6 +571,7 @@ func (w *Watcher) observe(ev *event) {
 		// No rule selects it, or it hands on nothing: settle its
 		// claims so they do not linger.
 		w.opts.Store.settle(ev)
+		w.done(ev)
 		return
 	}
 	uid := uidOf(ev.obj)
@@ -617,8 +683,10 @@ func (w *Watcher) drain(uid types.UID, final bool) {
 	}
 }
 
-// emit hands on the change of a decided event.
+// emit hands on the change of a decided event, and notes the watch done
+// with it once the sink has it.
 func (w *Watcher) emit(ev *event, user change.User) {
+	defer w.done(ev)
 	if !ev.emit {
 		return
 	}

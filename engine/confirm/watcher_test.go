@@ -1,7 +1,9 @@
 package confirm
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -556,6 +558,82 @@ func TestWatcher_namespaceRelabelled_cases(t *testing.T) {
 			}
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 				t.Fatalf("handed on %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// handedAtRecord records what Handed said about each change's object while
+// the sink had it: the watch must not report a write handed on before the
+// sink returned.
+type handedAtRecord struct {
+	w  *Watcher
+	mu sync.Mutex
+	at []string
+}
+
+func (s *handedAtRecord) Record(_ context.Context, c change.Change) {
+	rv, _ := s.w.Handed(c.UID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.at = append(s.at, rv)
+}
+
+// TestWatcher_Handed_followsWhatTheWatchIsDoneWith: the initial list and
+// writes no rule selects count as done at once; a write that waits for its
+// claim counts only once the sink has it; a delete forgets the object.
+func TestWatcher_Handed_followsWhatTheWatchIsDoneWith(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// run feeds the watcher; it returns what Handed must say of u1.
+		run    func(t *testing.T, w *Watcher) (rv string, ok bool)
+		atSink []string
+	}{
+		{name: "not seen", run: func(*testing.T, *Watcher) (string, bool) { return "", false }},
+		{name: "initial list", run: func(_ *testing.T, w *Watcher) (string, bool) {
+			w.handlers(configMaps).OnAdd(configMap("u1", "1", "a"), true)
+			return "1", true
+		}},
+		{name: "a write waiting for its claim", run: func(_ *testing.T, w *Watcher) (string, bool) {
+			w.handlers(configMaps).OnAdd(configMap("u1", "1", "a"), true)
+			w.observe(modifiedEvent(configMaps, configMap("u1", "1", "a"), configMap("u1", "2", "b")))
+			return "1", true
+		}},
+		{name: "a write handed on after its grace", run: func(_ *testing.T, w *Watcher) (string, bool) {
+			w.handlers(configMaps).OnAdd(configMap("u1", "1", "a"), true)
+			w.observe(modifiedEvent(configMaps, configMap("u1", "1", "a"), configMap("u1", "2", "b")))
+			w.drain("u1", true)
+			return "2", true
+		}, atSink: []string{"1"}},
+		{name: "a write no rule selects", run: func(_ *testing.T, w *Watcher) (string, bool) {
+			ignored := func(rv, v string) *unstructured.Unstructured {
+				return withLabel(configMap("u1", rv, v), "app", "ignored")
+			}
+			w.handlers(configMaps).OnAdd(ignored("1", "a"), true)
+			w.observe(modifiedEvent(configMaps, ignored("1", "a"), ignored("2", "b")))
+			return "2", true
+		}},
+		{name: "deleted", run: func(_ *testing.T, w *Watcher) (string, bool) {
+			w.handlers(configMaps).OnAdd(configMap("u1", "1", "a"), true)
+			w.observe(deletedEvent(configMaps, configMap("u1", "2", "a")))
+			w.drain("u1", true)
+			return "", false
+		}, atSink: []string{"1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// A grace of an hour: nothing is decided unless the test
+			// drains it.
+			w, _ := newTestWatcher(t, time.Hour, NewStore(StoreOptions{}))
+			sink := &handedAtRecord{w: w}
+			w.opts.Sink = sink
+			wantRV, wantOK := tc.run(t, w)
+			if rv, ok := w.Handed("u1"); rv != wantRV || ok != wantOK {
+				t.Fatalf("Handed = %q, %v; want %q, %v", rv, ok, wantRV, wantOK)
+			}
+			sink.mu.Lock()
+			defer sink.mu.Unlock()
+			if fmt.Sprint(sink.at) != fmt.Sprint(tc.atSink) {
+				t.Fatalf("Handed while the sink had the change = %v, want %v", sink.at, tc.atSink)
 			}
 		})
 	}

@@ -126,7 +126,15 @@ func Setup(mgr ctrl.Manager, opts Options) (*Operator, error) {
 		NetworkTimeout: opts.GitTimeout,
 		// A reconcile lists after the watch's informers (set below, before
 		// the manager starts anything).
-		WatchSynced:       func() bool { return op.watcher != nil && op.watcher.Synced() },
+		WatchSynced: func() bool { return op.watcher != nil && op.watcher.Synced() },
+		// A reconcile leaves an object whose write the watch has not
+		// handed on yet to that write and its author.
+		WatchHanded: func(uid types.UID) (string, bool) {
+			if op.watcher == nil {
+				return "", false
+			}
+			return op.watcher.Handed(uid)
+		},
 		ReconcileInterval: opts.ReconcileInterval,
 
 		// Keys the plaintext HMACs of encrypted files (docs/secrets.md).

@@ -5,12 +5,18 @@
 package controlplane
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
@@ -73,11 +79,24 @@ func Start(opts ...Option) (*Env, error) {
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
+	if os.Getenv("KUBEBUILDER_CONTROLPLANE_START_TIMEOUT") == "" {
+		// envtest's 20 s per component is short on a loaded machine, and
+		// a timeout restarts the component from scratch.
+		env.ControlPlaneStartTimeout = startTimeout
+	}
 	for _, o := range opts {
 		o(env)
 	}
 	cfg, err := env.Start()
+	if err != nil && env.Config != nil && strings.Contains(err.Error(), "default namespace didn't register") {
+		// envtest waits 5 s (hard-coded) for the API server to create the
+		// default namespace; a loaded machine may take longer. The
+		// control plane runs: wait for it here, then install what Start
+		// left undone.
+		cfg, err = finishStart(env)
+	}
 	if err != nil {
+		_ = env.Stop()
 		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)
 	}
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
@@ -91,6 +110,47 @@ func Start(opts ...Option) (*Env, error) {
 		return nil, fmt.Errorf("reading the API server version: %w", err)
 	}
 	return &Env{Environment: env, Config: cfg, Version: info.GitVersion, AssetsDir: assets}, nil
+}
+
+// startTimeout bounds the start of etcd, of kube-apiserver and the wait
+// for the default namespace.
+const startTimeout = 2 * time.Minute
+
+// finishStart does what envtest.Environment.Start does after it waited for
+// the default namespace (with Start's options: no webhooks are installed),
+// after waiting for it up to startTimeout.
+func finishStart(env *envtest.Environment) (*rest.Config, error) {
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		return nil, fmt.Errorf("creating a client: %w", err)
+	}
+	err = wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, startTimeout, true, func(ctx context.Context) (bool, error) {
+		_, err := cs.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("the default namespace did not appear within %s: %w", startTimeout, err)
+	}
+	if err := env.WebhookInstallOptions.PrepWithoutInstalling(); err != nil {
+		return nil, fmt.Errorf("preparing webhooks: %w", err)
+	}
+	o := env.CRDInstallOptions
+	if o.Scheme == nil {
+		o.Scheme = env.Scheme
+	}
+	o.CRDs = append(o.CRDs, env.CRDs...)
+	o.Paths = append(o.Paths, env.CRDDirectoryPaths...)
+	o.ErrorIfPathMissing = env.ErrorIfCRDPathMissing
+	o.WebhookOptions = env.WebhookInstallOptions
+	crds, err := envtest.InstallCRDs(env.Config, o)
+	if err != nil {
+		return nil, fmt.Errorf("installing CRDs: %w", err)
+	}
+	env.CRDs = crds
+	if err := env.WebhookInstallOptions.Install(env.Config); err != nil {
+		return nil, fmt.Errorf("installing webhooks: %w", err)
+	}
+	return env.Config, nil
 }
 
 // Stop stops the control plane.
