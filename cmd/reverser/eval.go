@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/change"
@@ -96,20 +97,9 @@ input cannot be read, 2 for a bad command line.`,
 
 func (c *cli) eval(cmd *cobra.Command, objectFile string, f evalFlags) error {
 	ctx := cmd.Context()
-	in, err := readInputs(append(append(append([]string(nil), f.rules...), f.policies...), nonEmpty(f.target)...), f.modules)
+	in, ruleObjs, spec, err := ruleInputs(cmd, f.rules, f.policies, f.target, f.modules, f.basePath)
 	if err != nil {
 		return err
-	}
-	ruleObjs := in.RuleObjects()
-	if len(ruleObjs) == 0 {
-		return fmt.Errorf("no WatchRule or ClusterWatchRule in %s", strings.Join(f.rules, ", "))
-	}
-	spec, err := in.Target()
-	if err != nil {
-		return err
-	}
-	if cmd.Flags().Changed("base-path") {
-		spec.BasePath = f.basePath
 	}
 	data, err := readFileOrStdin(objectFile, cmd.InOrStdin())
 	if err != nil {
@@ -201,6 +191,28 @@ func nonEmpty(s string) []string {
 		return nil
 	}
 	return []string{s}
+}
+
+// ruleInputs reads the rules, policies, target and modules of eval and
+// snapshot: the inputs, the rule objects (at least one) and the target's
+// spec, with --base-path when given.
+func ruleInputs(cmd *cobra.Command, rules, policies []string, target string, modules []string, basePath string) (offline.Inputs, []*unstructured.Unstructured, v1alpha1.GitTargetSpec, error) {
+	in, err := readInputs(append(append(append([]string(nil), rules...), policies...), nonEmpty(target)...), modules)
+	if err != nil {
+		return in, nil, v1alpha1.GitTargetSpec{}, err
+	}
+	ruleObjs := in.RuleObjects()
+	if len(ruleObjs) == 0 {
+		return in, nil, v1alpha1.GitTargetSpec{}, fmt.Errorf("no WatchRule or ClusterWatchRule in %s", strings.Join(rules, ", "))
+	}
+	spec, err := in.Target()
+	if err != nil {
+		return in, nil, v1alpha1.GitTargetSpec{}, err
+	}
+	if cmd.Flags().Changed("base-path") {
+		spec.BasePath = basePath
+	}
+	return in, ruleObjs, spec, nil
 }
 
 // readInputs parses the rule, policy and target files and reads the

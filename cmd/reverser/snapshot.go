@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -107,20 +106,9 @@ makes the exit status 1.`,
 func (c *cli) snapshot(cmd *cobra.Command, f snapshotFlags) error {
 	ctx := cmd.Context()
 	start := time.Now()
-	in, err := readInputs(append(append(append([]string(nil), f.rules...), f.policies...), nonEmpty(f.target)...), f.modules)
+	in, ruleObjs, spec, err := ruleInputs(cmd, f.rules, f.policies, f.target, f.modules, f.basePath)
 	if err != nil {
 		return err
-	}
-	ruleObjs := in.RuleObjects()
-	if len(ruleObjs) == 0 {
-		return fmt.Errorf("no WatchRule or ClusterWatchRule in %s", strings.Join(f.rules, ", "))
-	}
-	spec, err := in.Target()
-	if err != nil {
-		return err
-	}
-	if cmd.Flags().Changed("base-path") {
-		spec.BasePath = f.basePath
 	}
 
 	cfg, err := c.restConfig(f.kubeconfig)

@@ -1,11 +1,6 @@
 package admission
 
 import (
-	"crypto/x509"
-	"encoding/pem"
-	"errors"
-	"fmt"
-	"os"
 	"sync/atomic"
 
 	"github.com/gitops-reverser/gitops-reverser/engine/telemetry"
@@ -28,11 +23,11 @@ var certExpiry = telemetry.NewGaugeFunc(certExpiryName,
 		if p == nil {
 			return 0
 		}
-		notAfter, err := certNotAfter(*p)
+		cert, err := readCert(*p)
 		if err != nil {
 			return 0
 		}
-		return float64(notAfter)
+		return float64(cert.NotAfter.Unix())
 	})
 
 // ExportCertExpiry makes gitops_reverser_webhook_certificate_expiry_timestamp_seconds
@@ -44,28 +39,4 @@ func ExportCertExpiry(file string) {
 		return
 	}
 	certExpiryFile.Store(&file)
-}
-
-// certNotAfter returns the NotAfter (Unix seconds) of the first
-// certificate in the PEM file.
-func certNotAfter(file string) (int64, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return 0, fmt.Errorf("reading the serving certificate: %w", err)
-	}
-	for {
-		var block *pem.Block
-		block, b = pem.Decode(b)
-		if block == nil {
-			return 0, errors.New("no CERTIFICATE block in " + file)
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return 0, fmt.Errorf("parsing the serving certificate %s: %w", file, err)
-		}
-		return cert.NotAfter.Unix(), nil
-	}
 }

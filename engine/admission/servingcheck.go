@@ -34,19 +34,26 @@ func ServingCertCheck(certFile string, now func() time.Time) func(*http.Request)
 	}
 }
 
-// readCert parses the first certificate of a PEM file.
+// readCert parses the first certificate of a PEM file (other blocks, such
+// as a key, are skipped).
 func readCert(file string) (*x509.Certificate, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("reading the webhook serving certificate: %w", err)
 	}
-	block, _ := pem.Decode(data)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, errors.New("the webhook serving certificate file holds no PEM certificate")
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			return nil, errors.New("the webhook serving certificate file holds no PEM certificate")
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("parsing the webhook serving certificate: %w", err)
+		}
+		return cert, nil
 	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("parsing the webhook serving certificate: %w", err)
-	}
-	return cert, nil
 }
