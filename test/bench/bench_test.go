@@ -42,6 +42,9 @@ var (
 	pushEvery  = flag.Duration("push-interval", 0, "the GitTarget's sync.pushInterval; 0 keeps the CRD default")
 	cpuProfile = flag.Bool("cpu-profile", true, "run the manager with --cpu-profile and print the profile's top entries (the profiler's symbol tables add to the RSS)")
 	heapEvery  = flag.Duration("heap-every", 0, "when > 0, the manager serves pprof and a heap profile is taken this often; the one taken at the highest RSS is kept as heap-<run>.pprof")
+	writers    = flag.Int("writers", 0, "when > 0, run the keeps-up workload instead of W450: this many concurrent writers, each its own user, update their own ConfigMaps as fast as the API server accepts")
+	duration   = flag.Duration("duration", 60*time.Second, "how long the keeps-up writers write")
+	perWriter  = flag.Int("configmaps-per-writer", 5, "ConfigMaps each keeps-up writer owns and updates round robin")
 )
 
 const (
@@ -73,6 +76,10 @@ func TestBenchE2E(t *testing.T) {
 	b := setup(t)
 	if *objects > 0 {
 		b.startup(*objects)
+		return
+	}
+	if *writers > 0 {
+		b.keepsUp(*writers, *duration, *perWriter)
 		return
 	}
 	var rows []string
