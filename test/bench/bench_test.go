@@ -45,6 +45,7 @@ var (
 	writers    = flag.Int("writers", 0, "when > 0, run the keeps-up workload instead of W450: this many concurrent writers, each its own user, update their own ConfigMaps as fast as the API server accepts")
 	duration   = flag.Duration("duration", 60*time.Second, "how long the keeps-up writers write")
 	perWriter  = flag.Int("configmaps-per-writer", 5, "ConfigMaps each keeps-up writer owns and updates round robin")
+	writeRate  = flag.Float64("write-rate", 0, "when > 0, the keeps-up writers together write at most this many updates per second; 0 writes as fast as the API server accepts")
 )
 
 const (

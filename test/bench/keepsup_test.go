@@ -123,6 +123,9 @@ func (b *bench) keepsUp(n int, d time.Duration, perWriter int) {
 	w := writes.Load()
 	hp50, hp99, hcount := histQuantiles(hist0, hist1)
 	pp50, pp99 := quantile(probe, 0.50), quantile(probe, 0.99)
+	if *writeRate > 0 {
+		fmt.Printf("keeps up: writers paced to %.0f updates per second together\n", *writeRate)
+	}
 	fmt.Printf("keeps up: %d writers x %d ConfigMaps for %s: %d writes (%.0f/s), %d failed; cluster: %d of %d ConfigMaps present, %d not the last written value\n",
 		n, perWriter, d, w, float64(w)/last.Sub(start).Seconds(), failures.Load(), inCluster, len(want), clusterMismatch)
 	fmt.Printf("keeps up: lag after the last write until the remote holds every final value: %s; ConfigMaps whose remote value differs from the cluster's: %d of %d\n", lag, mismatch, len(want))
@@ -168,8 +171,17 @@ func writer(ctx context.Context, admin *rest.Config, ns string, w, perWriter int
 		writes.Add(1)
 		cms[i], final[name] = cm, v
 	}
+	var pace <-chan time.Time
+	if *writeRate > 0 {
+		tick := time.NewTicker(time.Duration(float64(*writers) / *writeRate * float64(time.Second)))
+		defer tick.Stop()
+		pace = tick.C
+	}
 	for seq := 1; time.Now().Before(deadline); seq++ {
 		for i, cm := range cms {
+			if pace != nil {
+				<-pace
+			}
 			if cm == nil || !time.Now().Before(deadline) {
 				continue
 			}
