@@ -149,6 +149,9 @@ func newTarget(ctx context.Context, editTarget func(*v1alpha1.GitTarget), editRu
 		o.EditRule = append(o.EditRule, editRule)
 	}
 	t := e2ekit.NewTarget(ctx, k8s, gitSrv, o)
-	t.WaitRule(ctx, "True/RuleActive")
+	// The rule is active; with a missing or malformed recipient its first
+	// reconcile fails closed at once on the namespace's Git credentials
+	// Secret (an object the watch's initial list holds is written at once).
+	Eventually(func() string { return t.RuleReady(ctx) }).Should(BeElementOf("True/RuleActive", "False/EncryptionFailed"))
 	return t
 }
