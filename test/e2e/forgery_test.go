@@ -64,15 +64,17 @@ var _ = Describe("Forged and lost claims", func() {
 		go func() {
 			defer close(sampled)
 			for {
-				var m runtime.MemStats
-				runtime.ReadMemStats(&m)
-				if m.HeapInuse > peak.Load() {
+				// The live heap (after a collection): what the flood
+				// keeps, not the garbage the collector lets pile up
+				// before its next cycle, which grows with whatever else
+				// this whole-suite process holds.
+				if m := memStats(); m.HeapInuse > peak.Load() {
 					peak.Store(m.HeapInuse)
 				}
 				select {
 				case <-stopSampling:
 					return
-				case <-time.After(50 * time.Millisecond):
+				case <-time.After(100 * time.Millisecond):
 				}
 			}
 		}()
@@ -119,10 +121,12 @@ var _ = Describe("Forged and lost claims", func() {
 		// 8 MiB before). This process is the whole suite (API clients and
 		// caches of every spec) and also runs the test's 64 senders, whose
 		// marshalled reviews are garbage the collector lets grow with the
-		// live heap, so the figure read is the growth, not the total:
-		// measured 190-330 MiB of peak growth in use with the race
-		// detector, and nothing retained once the queue drained. The chart
-		// limits the manager alone to 512 MiB.
+		// live heap, so the figure read is the growth of the live heap
+		// (sampled after a collection), not the total: HeapInuse without
+		// collections measured 190-330 MiB of peak growth with the race
+		// detector, once 610 MiB on a CI run of the whole suite (garbage
+		// paced by a larger live heap). The chart limits the manager alone
+		// to 512 MiB.
 		Expect(peak.Load()-min(peak.Load(), before.HeapInuse)).To(BeNumerically("<", uint64(512<<20)), "growth of the heap in use during the flood")
 		Expect(after.HeapInuse-min(after.HeapInuse, before.HeapInuse)).To(BeNumerically("<", uint64(64<<20)), "heap retained once the flood drained")
 
