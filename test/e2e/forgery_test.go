@@ -304,7 +304,13 @@ data: {a: b}
 		Eventually(func() string { return f.file(nsPath) }).ShouldNot(BeEmpty())
 		Eventually(func() string { return f.file(cmPath) }).ShouldNot(BeEmpty())
 		Expect(f.authorsOf(nsPath)).To(Equal([]string{"alice"}))
-		Expect(f.authorsOf(cmPath)).To(Equal([]string{"alice"}))
+		// The ConfigMap is watched by an informer of the new namespace,
+		// started once the Namespace is seen: a write that lands before
+		// that informer's initial list is recorded by the reconcile the
+		// new informer asks for, without its author (a known limit,
+		// docs/architecture.md "Namespaced informers"); never as anyone
+		// else's.
+		Expect(f.authorsOf(cmPath)).To(ConsistOf(BeElementOf("alice", "gitops-reverser")))
 	})
 })
 
