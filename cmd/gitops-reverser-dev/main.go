@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,6 +29,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
@@ -66,7 +68,7 @@ func run() error {
 				return err
 			}
 			wh.manage = false
-			return runOperator(ctx, cfg, scheme, *metricsAddr, wh)
+			return runOperator(ctx, cfg, scheme, *metricsAddr, wh, nil)
 		}
 	}
 	return runLocal(ctx, scheme, *gitAddr, *metricsAddr)
@@ -140,7 +142,7 @@ func newLocalWebhook(certDir string) (*localWebhook, error) {
 	return wh, nil
 }
 
-func runOperator(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, metricsAddr string, wh *localWebhook) error {
+func runOperator(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, metricsAddr string, wh *localWebhook, onReady func()) error {
 	mgrOpts := ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
@@ -156,8 +158,21 @@ func runOperator(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, 
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if _, err := operator.Setup(mgr, opts); err != nil {
+	op, err := operator.Setup(mgr, opts)
+	if err != nil {
 		return err
+	}
+	if onReady != nil {
+		k8s := mgr.GetClient()
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			waitReady(ctx, op, k8s)
+			if ctx.Err() == nil {
+				onReady()
+			}
+			return nil
+		})); err != nil {
+			return fmt.Errorf("adding the readiness notice: %w", err)
+		}
 	}
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running the manager: %w", err)
@@ -238,8 +253,11 @@ func runLocal(ctx context.Context, scheme *runtime.Scheme, gitAddr, metricsAddr 
 		metrics = "http://" + host + "/metrics"
 	}
 	// The README's quick start and its test (test/e2e/readme) read these
-	// lines: keep the "kubeconfig:" and "repository:" labels.
-	fmt.Printf(`
+	// lines: keep the "kubeconfig:" and "repository:" labels. They are
+	// printed once the operator records with attribution (waitReady): a
+	// change made before would reach Git without its author.
+	ready := func() {
+		fmt.Printf(`
 gitops-reverser is running against a local kube-apiserver %s.
   kubeconfig:  %s
   repository:  %s
@@ -254,17 +272,38 @@ Try, in a second terminal in this folder:
 
 Stop with Ctrl-C.
 `, env.Version, rel(kubeconfig), rel(srv.RepoPath("cluster-history.git")), srv.HTTPURL("cluster-history.git"),
-		srv.Username(), srv.Password(), metrics, rel(kubeconfig), rel(filepath.Dir(kubectl)), rel(srv.RepoPath("cluster-history.git")))
+			srv.Username(), srv.Password(), metrics, rel(kubeconfig), rel(filepath.Dir(kubectl)), rel(srv.RepoPath("cluster-history.git")))
+	}
 
 	wh, err := newLocalWebhook(filepath.Join(stateDir, "certs"))
 	if err != nil {
 		return err
 	}
-	err = runOperator(ctx, env.Config, scheme, metricsAddr, wh)
+	err = runOperator(ctx, env.Config, scheme, metricsAddr, wh, ready)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
+}
+
+// waitReady returns once the operator's informers synced and the API
+// server calls its webhook (a server-side dry run reaches it: the API
+// server loads webhook configurations asynchronously), or after a minute.
+func waitReady(ctx context.Context, op *operator.Operator, k8s client.Client) {
+	deadline := time.Now().Add(time.Minute)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		if op.Synced(ctx) {
+			before := op.AdmissionRequests()
+			probe := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", GenerateName: "gitops-reverser-ready-"}}
+			if err := k8s.Create(ctx, probe, client.DryRunAll); err == nil && op.AdmissionRequests() > before {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // pointSampleAt sets the sample GitTarget's URL to the local Git server's
