@@ -55,8 +55,7 @@ func benchHandler(b *testing.B, queueSize int, drained bool) {
 					return
 				case r := <-h.queue:
 					queueDepth.Dec()
-					h.release(r.cost)
-					h.opts.Recorder.ClaimDone(r.key)
+					h.finish(r)
 				}
 			}
 		}()

@@ -134,9 +134,18 @@ type request struct {
 		Groups   []string            `json:"groups"`
 		Extra    map[string][]string `json:"extra"`
 	} `json:"userInfo"`
+	// Object and OldObject are sub-slices of body on decodeReview's fast
+	// path: they are valid until the request is finished.
 	Object    json.RawMessage `json:"object"`
 	OldObject json.RawMessage `json:"oldObject"`
 	DryRun    *bool           `json:"dryRun"`
+
+	// objKeys and oldKeys are the objects' metadata keys when the fast
+	// path read them (taintOf scans the raw objects otherwise).
+	objKeys, oldKeys objectKeys
+	// body holds the review's bytes until a worker is done with the
+	// request; finish returns it to bodyPool.
+	body *bytes.Buffer
 
 	received time.Time
 	// cost is the body bytes the request holds of Options.QueueBytes.
@@ -152,8 +161,17 @@ type gvr struct {
 	Resource string `json:"resource"`
 }
 
-// bodyPool recycles request bodies; the decoded RawMessages are copies.
+// bodyPool recycles request bodies. A queued request keeps its body (its
+// object and oldObject point into it) until finish.
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// putBody returns a body to bodyPool unless it grew too large to pin.
+func putBody(buf *bytes.Buffer) {
+	if buf != nil && buf.Cap() <= pooledBufferBytes {
+		buf.Reset()
+		bodyPool.Put(buf)
+	}
+}
 
 // reserve takes n bytes of the queue's byte bound, if they are free.
 func (h *Handler) reserve(n int64) bool {
@@ -193,9 +211,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
+	if r.ContentLength > 0 {
+		// One read past the end finds EOF without growing the buffer.
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	keepBody := false
 	defer func() {
-		if buf.Cap() <= pooledBufferBytes {
-			bodyPool.Put(buf)
+		if !keepBody {
+			putBody(buf)
 		}
 	}()
 	if _, err := buf.ReadFrom(io.LimitReader(r.Body, maxBodyBytes+1)); err != nil {
@@ -220,10 +243,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.release(cost)
 		}
 	}()
-	var rv review
-	if err := json.Unmarshal(buf.Bytes(), &rv); err != nil {
+	rv, err := decodeReview(buf.Bytes())
+	if err != nil {
 		requestsMalformed.Inc()
-		http.Error(w, fmt.Sprintf("decoding admission review: %v", err), http.StatusBadRequest)
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	if rv.Request == nil || rv.Request.UID == "" {
@@ -244,10 +267,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.received = h.now()
 		req.cost = cost
 		req.key = taintOf(req)
+		req.body = buf
 		h.opts.Recorder.ClaimQueued(req.key)
 		select {
 		case h.queue <- req:
 			queued = true
+			keepBody = true
 			requestsQueued.Inc()
 			queueDepth.Inc()
 		default:
@@ -283,15 +308,34 @@ func (h *Handler) taint(t change.Taint, reason string) {
 	h.opts.Recorder.AddTaint(t)
 }
 
+// The allowed response is always the same but for the uid.
+const (
+	allowedPrefix = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":`
+	allowedSuffix = `,"allowed":true}}`
+)
+
+// contentTypeJSON is shared by every response (Header().Set would
+// allocate it each time); nothing downstream writes into a header's
+// values in place.
+var contentTypeJSON = []string{"application/json"}
+
+// answerPool recycles response buffers: the ResponseWriter copies what
+// it is given.
+var answerPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
 // writeAllowed writes the allowed response without reflection: the uid is
 // the only variable part.
 func writeAllowed(w http.ResponseWriter, uid string) {
-	out := make([]byte, 0, 128+len(uid))
-	out = append(out, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":`...)
+	bp := answerPool.Get().(*[]byte)
+	out := append((*bp)[:0], allowedPrefix...)
 	out = appendJSONString(out, uid)
-	out = append(out, `,"allowed":true}}`...)
-	w.Header().Set("Content-Type", "application/json")
+	out = append(out, allowedSuffix...)
+	w.Header()["Content-Type"] = contentTypeJSON
 	_, _ = w.Write(out)
+	if cap(out) <= 4<<10 {
+		*bp = out
+		answerPool.Put(bp)
+	}
 }
 
 // appendJSONString appends s as a JSON string. Request uids are UUIDs, so

@@ -85,8 +85,7 @@ func (h *Handler) handleGuarded(req *request) {
 
 // handle processes one queued request and gives its bytes back.
 func (h *Handler) handle(req *request) {
-	defer h.release(req.cost)
-	defer h.opts.Recorder.ClaimDone(req.key)
+	defer h.finish(req)
 	if err := h.process(req); err != nil {
 		// A review the worker could not read is a lost claim, whoever
 		// sent it.
@@ -94,6 +93,16 @@ func (h *Handler) handle(req *request) {
 		h.opts.Log.V(1).Info("admission request not recorded", "error", err.Error(),
 			"resource", req.Resource.Resource, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation)
 	}
+}
+
+// finish ends a queued request: its claim is no longer queued, its bytes
+// are given back and its body is recycled (its object and oldObject must
+// not be read after).
+func (h *Handler) finish(req *request) {
+	h.opts.Recorder.ClaimDone(req.key)
+	h.release(req.cost)
+	putBody(req.body)
+	req.body, req.Object, req.OldObject = nil, nil, nil
 }
 
 // process turns one queued request into a pending change if a rule selects
@@ -241,8 +250,14 @@ func claimNamespace(res schema.GroupVersionResource, namespace string) string {
 // taintOf is the taint of a request that could not be recorded: the keys
 // process would have filed it under.
 func taintOf(req *request) change.Taint {
-	objUID, objRV, objName := scanObject(req.Object)
-	oldUID, oldRV, oldName := scanObject(req.OldObject)
+	objUID, objRV, objName := req.objKeys.keys[0], req.objKeys.keys[1], req.objKeys.keys[2]
+	if !req.objKeys.scanned {
+		objUID, objRV, objName = scanObject(req.Object)
+	}
+	oldUID, oldRV, oldName := req.oldKeys.keys[0], req.oldKeys.keys[1], req.oldKeys.keys[2]
+	if !req.oldKeys.scanned {
+		oldUID, oldRV, oldName = scanObject(req.OldObject)
+	}
 	present := objUID != "" || objRV != "" || objName != ""
 	return taintFrom(req.Operation, schema.GroupVersionResource{Group: req.Resource.Group, Version: req.Resource.Version, Resource: req.Resource.Resource},
 		req.Namespace, req.Name, present, [3]string{objUID, objRV, objName}, [3]string{oldUID, oldRV, oldName})
