@@ -568,7 +568,10 @@ func (d *fastDecoder) raw(dst *json.RawMessage, keys *objectKeys) bool {
 		if !d.objectWithKeys(keys) {
 			return false
 		}
-	} else if !d.skip(2) {
+	} else if d.skip(2) {
+		// scanObject finds no keys outside an object.
+		*keys = objectKeys{scanned: true}
+	} else {
 		return false
 	}
 	*dst = json.RawMessage(d.b[start:d.i])

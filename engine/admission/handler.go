@@ -192,6 +192,8 @@ func (h *Handler) release(n int64) { h.bytes.Add(-n) }
 // claim names the author of its write. A body that is not an
 // AdmissionReview v1 with a request uid is a 4xx.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { answerSeconds.Observe(time.Since(start).Seconds()) }()
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "admission webhook accepts POST only", http.StatusMethodNotAllowed)

@@ -3,6 +3,7 @@ package admission
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,11 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/change"
 	"github.com/gitops-reverser/gitops-reverser/engine/rules"
+	"github.com/gitops-reverser/gitops-reverser/engine/telemetry"
+	"github.com/gitops-reverser/gitops-reverser/engine/transform"
 )
 
 // recorder collects pending changes and taints.
@@ -158,10 +162,14 @@ func TestHandler_ServeHTTP_answers(t *testing.T) {
 			if tt.wantResult != "" {
 				before = counterValue(t, requestsTotal.WithLabelValues(tt.wantResult))
 			}
+			timedBefore, _ := telemetry.Sum("gitops_reverser_admission_duration_seconds")
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest(tt.method, Path, strings.NewReader(tt.body(t))))
 			if rec.Code != tt.wantStatus {
 				t.Fatalf("status %d (%s), want %d", rec.Code, rec.Body.String(), tt.wantStatus)
+			}
+			if timed, err := telemetry.Sum("gitops_reverser_admission_duration_seconds"); err != nil || timed-timedBefore != 1 {
+				t.Errorf("answer timed %v times (%v), want 1", timed-timedBefore, err)
 			}
 			if tt.wantResult != "" {
 				if d := counterValue(t, requestsTotal.WithLabelValues(tt.wantResult)) - before; d != 1 {
@@ -209,6 +217,61 @@ func TestHandler_ServeHTTP_fullQueueStillAllows(t *testing.T) {
 	if d := counterValue(t, requestsDropped) - before; d != 2 {
 		t.Errorf("dropped %v, want 2", d)
 	}
+}
+
+// TestHandler_ServeHTTP_queuedBodyOutlivesAnswer: a queued request's
+// object points into its body, which must not be reused by the reviews
+// answered while it waits; the answers, written from a pooled buffer, are
+// exact for each uid.
+func TestHandler_ServeHTTP_queuedBodyOutlivesAnswer(t *testing.T) {
+	rec := &recorder{}
+	h, err := NewHandler(Options{Index: testIndex(), Recorder: rec, QueueSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := configMapRequest("UPDATE", false)
+	serve := func(req map[string]interface{}) string {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, Path, strings.NewReader(reviewJSON(t, req))))
+		if w.Code != http.StatusOK {
+			t.Fatalf("answered %d %s", w.Code, w.Body.String())
+		}
+		return w.Body.String()
+	}
+	serve(queued)
+	for i := 0; i < 20; i++ {
+		other := configMapRequest("UPDATE", i%2 == 0) // dry runs and drops (queue full)
+		other["uid"] = fmt.Sprintf("other-%d", i)
+		other["userInfo"] = map[string]interface{}{"username": "mallory"}
+		obj := other["object"].(map[string]interface{})
+		obj["metadata"] = map[string]interface{}{"name": "settings", "namespace": "team", "uid": "zzzzzzz", "resourceVersion": "99"}
+		obj["data"] = map[string]interface{}{"replicas": "9"}
+		want := fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"other-%d","allowed":true}}`, i)
+		if got := serve(other); got != want {
+			t.Fatalf("answer %s, want %s", got, want)
+		}
+	}
+	h.handle(<-h.queue)
+	got := rec.snapshot()
+	if len(got) != 1 {
+		t.Fatalf("recorded %d claims, want 1", len(got))
+	}
+	wantFP, err := transform.Fingerprint(mustUnstructured(t, queued["object"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := got[0]; p.User.Username != "alice" || p.UID != "obj-uid" || p.OldResourceVersion != "41" || p.Fingerprint != wantFP {
+		t.Fatalf("claim %+v, want alice's of obj-uid at 41 with the queued object's fingerprint", p)
+	}
+}
+
+func mustUnstructured(t *testing.T, obj interface{}) *unstructured.Unstructured {
+	t.Helper()
+	u, err := decodeObject(mustJSON(t, obj))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 func TestAppendJSONString_escapes(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"sort"
@@ -43,6 +44,8 @@ func (b *bench) keepsUp(n int, d time.Duration, perWriter int) {
 	admin, err := kubernetes.NewForConfig(b.env.Config)
 	must(t, err)
 	hist0 := b.apiserverWebhookHistogram(ctx, admin)
+	handler0 := managerHistogram(p.MetricsAddr, "gitops_reverser_admission_duration_seconds")
+	gc0 := gcPauses(p.MetricsAddr)
 	dropped0, _ := e2ekit.Metric(p.MetricsAddr, "gitops_reverser_admission_dropped_total")
 	commits0 := b.commitCount(repo)
 	cpu0 := cpuSeconds(t, p.PID())
@@ -72,6 +75,8 @@ func (b *bench) keepsUp(n int, d time.Duration, perWriter int) {
 	last := time.Now()
 	close(stopProbe)
 	probe := <-probeDone
+	handler1 := managerHistogram(p.MetricsAddr, "gitops_reverser_admission_duration_seconds")
+	gc1 := gcPauses(p.MetricsAddr)
 	want := map[string]string{}
 	for _, m := range final {
 		for k, v := range m {
@@ -135,9 +140,15 @@ func (b *bench) keepsUp(n int, d time.Duration, perWriter int) {
 		hcount, hp50, hp99, histDelta(hist0, hist1))
 	fmt.Printf("keeps up: webhook answer seen by a direct TLS probe (%d dry-run reviews, 10 ms apart): p50 %s, p99 %s, max %s\n",
 		len(probe), pp50, pp99, quantile(probe, 1))
-	fmt.Printf("\n| writers | duration | load (1/5/15 min) | writes | lag after last write | lost | unknown authors | CPU s | peak RSS | webhook p50 / p99 (API server buckets) | webhook p50 / p99 (probe) |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
-	fmt.Printf("| %d | %s | %s | %d | %s | %d | %.1f %% | %.1f | %.1f MB | <= %s / <= %s | %s / %s |\n",
-		n, d, load, w, lag, mismatch, 100*float64(unknown)/float64(max(touches, 1)), cpu, hwm, hp50, hp99, pp50, pp99)
+	mp50, mp99, mcount := histQuantiles(handler0, handler1)
+	fmt.Printf("keeps up: webhook handler in the manager (gitops_reverser_admission_duration_seconds, %d answers; bucket upper bounds): p50 <= %s, p99 <= %s; buckets: %s\n",
+		mcount, mp50, mp99, histDelta(handler0, handler1))
+	fmt.Printf("keeps up: manager GC during the writes: %.0f cycles, stop-the-world pauses %.1f ms in total, longest recent pause %.2f ms\n",
+		gc1.count-gc0.count, 1000*(gc1.sum-gc0.sum), 1000*gc1.max)
+	fmt.Printf("\n| writers | duration | load (1/5/15 min) | writes | lag after last write | lost | unknown authors | CPU s | peak RSS | webhook p50 / p99 (API server buckets) | webhook p50 / p99 (probe) | handler p50 / p99 (manager buckets) | GC cycles (pauses) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| %d | %s | %s | %d | %s | %d | %.1f %% | %.1f | %.1f MB | <= %s / <= %s | %s / %s | <= %s / <= %s | %.0f (%.1f ms) |\n",
+		n, d, load, w, lag, mismatch, 100*float64(unknown)/float64(max(touches, 1)), cpu, hwm, hp50, hp99, pp50, pp99,
+		mp50, mp99, gc1.count-gc0.count, 1000*(gc1.sum-gc0.sum))
 	b.printProfile(profile)
 	if mismatch != 0 {
 		t.Errorf("%d ConfigMaps never reached their final value on the remote", mismatch)
@@ -296,18 +307,61 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 	return s[max(i, 0)].Round(10 * time.Microsecond)
 }
 
-// apiserverWebhookHistogram scrapes the kube-apiserver's /metrics as the
-// administrator and sums apiserver_admission_webhook_admission_duration_seconds
-// buckets (cumulative counts by le) over all label sets.
-func (b *bench) apiserverWebhookHistogram(ctx context.Context, c *kubernetes.Clientset) map[float64]float64 {
-	raw, err := c.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+// managerHistogram scrapes a histogram of the manager's /metrics (cumulative
+// counts by le, summed over label sets); nil when it cannot.
+func managerHistogram(addr, name string) map[float64]float64 {
+	raw, err := scrapeText(addr)
 	if err != nil {
-		b.t.Logf("scraping the API server: %v", err)
 		return nil
 	}
+	return parseHistogram(raw, name)
+}
+
+// gcStats are the manager's Go collector's stop-the-world GC pauses.
+type gcStats struct{ count, sum, max float64 }
+
+// gcPauses reads go_gc_duration_seconds from the manager's /metrics.
+func gcPauses(addr string) gcStats {
+	raw, err := scrapeText(addr)
+	if err != nil {
+		return gcStats{}
+	}
+	var g gcStats
+	for _, line := range strings.Split(raw, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "go_gc_duration_seconds_count":
+			g.count = v
+		case "go_gc_duration_seconds_sum":
+			g.sum = v
+		case `go_gc_duration_seconds{quantile="1"}`:
+			g.max = v
+		}
+	}
+	return g
+}
+
+func scrapeText(addr string) (string, error) {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	raw, err := io.ReadAll(resp.Body)
+	return string(raw), err
+}
+
+// parseHistogram sums the buckets of the histogram name in a Prometheus
+// text exposition (cumulative counts by le) over all label sets.
+func parseHistogram(raw, name string) map[float64]float64 {
 	h := map[float64]float64{}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if !strings.HasPrefix(line, "apiserver_admission_webhook_admission_duration_seconds_bucket{") {
+	for _, line := range strings.Split(raw, "\n") {
+		if !strings.HasPrefix(line, name+"_bucket{") {
 			continue
 		}
 		i := strings.Index(line, `le="`)
@@ -325,6 +379,18 @@ func (b *bench) apiserverWebhookHistogram(ctx context.Context, c *kubernetes.Cli
 		h[le] += v
 	}
 	return h
+}
+
+// apiserverWebhookHistogram scrapes the kube-apiserver's /metrics as the
+// administrator and sums apiserver_admission_webhook_admission_duration_seconds
+// buckets (cumulative counts by le) over all label sets.
+func (b *bench) apiserverWebhookHistogram(ctx context.Context, c *kubernetes.Clientset) map[float64]float64 {
+	raw, err := c.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		b.t.Logf("scraping the API server: %v", err)
+		return nil
+	}
+	return parseHistogram(string(raw), "apiserver_admission_webhook_admission_duration_seconds")
 }
 
 func sortedLe(h map[float64]float64) []float64 {

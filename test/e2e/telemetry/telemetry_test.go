@@ -157,7 +157,7 @@ var _ = Describe("Telemetry of the manager binary", Ordered, func() {
 		docs := documentedMetrics()
 		// Served after a change and a push, whatever else happened.
 		nonZero := []string{
-			"gitops_reverser_admission_requests_total", "gitops_reverser_admission_matched_total",
+			"gitops_reverser_admission_requests_total", "gitops_reverser_admission_matched_total", "gitops_reverser_admission_duration_seconds",
 			"gitops_reverser_changes_confirmed_total", "gitops_reverser_commits_total",
 			"gitops_reverser_changes_committed_total", "gitops_reverser_pushes_total",
 			"gitops_reverser_journaled_changes_total", "gitops_reverser_journal_syncs_total",
