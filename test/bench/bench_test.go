@@ -45,6 +45,8 @@ var (
 	writers    = flag.Int("writers", 0, "when > 0, run the keeps-up workload instead of W450: this many concurrent writers, each its own user, update their own ConfigMaps as fast as the API server accepts")
 	duration   = flag.Duration("duration", 60*time.Second, "how long the keeps-up writers write")
 	perWriter  = flag.Int("configmaps-per-writer", 5, "ConfigMaps each keeps-up writer owns and updates round robin")
+	managerEnv = flag.String("manager-env", "", "further environment variables of the manager (KEY=value, space separated), e.g. GOGC=200 or GOMAXPROCS=4")
+	schedTrace = flag.Duration("sched-trace", 0, "when > 0 (keeps-up only), the manager serves pprof and an execution trace this long is taken in the middle of the writes; its scheduler-latency profile (go tool trace -pprof=sched) is printed")
 	writeRate  = flag.Float64("write-rate", 0, "when > 0, the keeps-up writers together write at most this many updates per second; 0 writes as fast as the API server accepts")
 )
 
@@ -66,6 +68,8 @@ type bench struct {
 	kubectl    e2ekit.Kubectl
 	bin        string
 	profiles   string
+	// pprofAddr is where the last manager started serves pprof, if it does.
+	pprofAddr string
 }
 
 // TestBenchE2E is `make bench-e2e`: the manager binary as its own
@@ -179,7 +183,7 @@ func (b *bench) startManager(name string) (*controlplane.ManagerProcess, string)
 		args = append(args, strings.Fields(*managerArg)...)
 	}
 	var pprofAddr string
-	if *heapEvery > 0 {
+	if *heapEvery > 0 || (*schedTrace > 0 && *writers > 0) {
 		port, err := controlplane.FreePort()
 		if err != nil {
 			t.Fatal(err)
@@ -189,12 +193,14 @@ func (b *bench) startManager(name string) (*controlplane.ManagerProcess, string)
 	}
 	p, err := controlplane.StartManagerProcess(controlplane.ProcessOptions{
 		Kubeconfig: b.kubeconfig, WorkDir: filepath.Join(t.TempDir(), "work"), Args: args,
+		Env: strings.Fields(*managerEnv),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Kill() })
-	if pprofAddr != "" {
+	b.pprofAddr = pprofAddr
+	if pprofAddr != "" && *heapEvery > 0 {
 		go b.sampleHeap(p, pprofAddr, filepath.Join(b.profiles, "heap-"+name+".pprof"))
 	}
 	return p, profile

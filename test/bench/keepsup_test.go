@@ -11,6 +11,9 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,6 +61,13 @@ func (b *bench) keepsUp(n int, d time.Duration, perWriter int) {
 	stopProbe := make(chan struct{})
 	probeDone := make(chan []time.Duration)
 	go func() { probeDone <- probeWebhook(p.WebhookURL, ns, stopProbe) }()
+
+	traceDone := make(chan string, 1)
+	if *schedTrace > 0 && b.pprofAddr != "" {
+		go func() { traceDone <- b.takeTrace(d) }()
+	} else {
+		traceDone <- ""
+	}
 
 	var writes, failures atomic.Int64
 	final := make([]map[string]string, n)
@@ -150,6 +160,7 @@ func (b *bench) keepsUp(n int, d time.Duration, perWriter int) {
 		n, d, load, w, lag, mismatch, 100*float64(unknown)/float64(max(touches, 1)), cpu, hwm, hp50, hp99, pp50, pp99,
 		mp50, mp99, gc1.count-gc0.count, 1000*(gc1.sum-gc0.sum))
 	b.printProfile(profile)
+	b.printSchedLatency(<-traceDone)
 	if mismatch != 0 {
 		t.Errorf("%d ConfigMaps never reached their final value on the remote", mismatch)
 	}
@@ -305,6 +316,50 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	i := int(math.Ceil(q*float64(len(s)))) - 1
 	return s[max(i, 0)].Round(10 * time.Microsecond)
+}
+
+// takeTrace takes an execution trace of -sched-trace from the manager in
+// the middle of a window of length d that starts now; it returns the
+// file, or "" when it could not.
+func (b *bench) takeTrace(d time.Duration) string {
+	time.Sleep(max(d/2-*schedTrace/2, 0))
+	c := http.Client{Timeout: *schedTrace + 30*time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/trace?seconds=%d", b.pprofAddr, int(schedTrace.Seconds())))
+	if err != nil {
+		fmt.Printf("trace: %v\n", err)
+		return ""
+	}
+	defer func() { _ = resp.Body.Close() }()
+	path := filepath.Join(b.profiles, "trace-keepsup.out")
+	f, err := os.Create(path)
+	if err != nil {
+		return ""
+	}
+	defer func() { _ = f.Close() }()
+	if _, err := io.Copy(f, resp.Body); err != nil || resp.StatusCode != http.StatusOK {
+		fmt.Printf("trace: %v (%s)\n", err, resp.Status)
+		return ""
+	}
+	return path
+}
+
+// printSchedLatency prints the scheduler-latency profile of a trace
+// (where runnable goroutines waited for a CPU) and its synchronization
+// profile (where goroutines blocked on a mutex or channel).
+func (b *bench) printSchedLatency(trace string) {
+	if trace == "" {
+		return
+	}
+	for _, kind := range []string{"sched", "sync"} {
+		prof := strings.TrimSuffix(trace, ".out") + "-" + kind + ".pprof"
+		out, err := exec.Command("go", "tool", "trace", "-pprof="+kind, trace).Output()
+		if err != nil || os.WriteFile(prof, out, 0o644) != nil {
+			fmt.Printf("go tool trace -pprof=%s %s: %v\n", kind, trace, err)
+			continue
+		}
+		top, _ := exec.Command("go", "tool", "pprof", "-top", "-nodecount="+strconv.Itoa(*topN), prof).CombinedOutput()
+		fmt.Printf("%s profile of the manager's goroutines over %s of the writes (%s, from %s):\n%s\n", kind, *schedTrace, prof, trace, top)
+	}
 }
 
 // managerHistogram scrapes a histogram of the manager's /metrics (cumulative

@@ -57,6 +57,8 @@ type ProcessOptions struct {
 	// LogPath receives the manager's output (appended); empty uses
 	// WorkDir/manager.log.
 	LogPath string
+	// Env are further environment variables (KEY=value), e.g. GOGC.
+	Env []string
 }
 
 // ManagerProcess is the built manager running as its own process.
@@ -129,7 +131,7 @@ func StartManagerProcess(o ProcessOptions) (*ManagerProcess, error) {
 	}, o.Args...)
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	p.cmd.Env = append(os.Environ(), "KUBECONFIG="+o.Kubeconfig)
+	p.cmd.Env = append(append(os.Environ(), "KUBECONFIG="+o.Kubeconfig), o.Env...)
 	if err := p.cmd.Start(); err != nil {
 		_ = logf.Close()
 		return nil, fmt.Errorf("starting the manager: %w", err)
