@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -412,5 +413,62 @@ func TestHandler_handleGuarded_panicTaintsAndReturns(t *testing.T) {
 	}
 	if n := rec.queuedClaims(); n != 0 {
 		t.Errorf("%d claims still announced as queued after a worker panic", n)
+	}
+}
+
+// TestHandler_fingerprint_equalsWatchSide: the claim's fingerprint, taken
+// from the object bytes the fast decode leaves in the body, equals the
+// fingerprint the confirm stage computes from the same object as the
+// dynamic client decodes a watch event (UnstructuredJSONScheme); else no
+// claim would pair.
+func TestHandler_fingerprint_equalsWatchSide(t *testing.T) {
+	deployment, err := os.ReadFile("testdata/deployment-update-review.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	numbers := configMapRequest("UPDATE", false)
+	numbers["object"] = json.RawMessage(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"settings","namespace":"team","uid":"obj-uid","resourceVersion":"41","labels":{"a":"b"}},` +
+		`"data":{"k":"v\u00e9\n"},"spec":{"i":3,"f":1.5,"e":1e3,"neg":-0,"big":9007199254740993,"l":[true,null,{"x":[]}]}}`)
+	tests := []struct {
+		name string
+		body string
+	}{
+		{"deployment update (API server's review)", string(deployment)},
+		{"numbers, escapes, nesting", reviewJSON(t, numbers)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			h, err := NewHandler(Options{Index: testIndex(), Recorder: rec, QueueSize: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, Path, strings.NewReader(tt.body)))
+			if w.Code != http.StatusOK {
+				t.Fatalf("answered %d %s", w.Code, w.Body.String())
+			}
+			var rv struct {
+				Request struct {
+					Object json.RawMessage `json:"object"`
+				} `json:"request"`
+			}
+			if err := json.Unmarshal([]byte(tt.body), &rv); err != nil {
+				t.Fatal(err)
+			}
+			watched, _, err := unstructured.UnstructuredJSONScheme.Decode(rv.Request.Object, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := transform.Fingerprint(watched.(*unstructured.Unstructured))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.handle(<-h.queue)
+			got := rec.snapshot()
+			if len(got) != 1 || got[0].Fingerprint != want {
+				t.Fatalf("claims %+v, want one with the watch side's fingerprint %s", got, want)
+			}
+		})
 	}
 }
