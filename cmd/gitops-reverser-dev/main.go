@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +35,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
+	"github.com/gitops-reverser/gitops-reverser/engine/admission"
 	"github.com/gitops-reverser/gitops-reverser/engine/operator"
 	"github.com/gitops-reverser/gitops-reverser/test/controlplane"
 	"github.com/gitops-reverser/gitops-reverser/test/gitserver"
@@ -149,7 +151,7 @@ func runOperator(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, 
 		HealthProbeBindAddress: "0",
 	}
 	opts := operator.Options{WorkDir: filepath.Join(controlplane.RepoRoot(), "bin", "local", "work")}
-	mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: wh.port, CertDir: wh.certDir})
+	mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: wh.port, CertDir: wh.certDir, TLSOpts: []func(*tls.Config){admission.HTTP1Only}})
 	if wh.manage {
 		opts.WebhookURL = fmt.Sprintf("https://127.0.0.1:%d%s", wh.port, operator.WebhookPath)
 		opts.WebhookCABundle = wh.ca

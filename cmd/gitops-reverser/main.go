@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -164,7 +165,7 @@ func run(args []string) error {
 			setupLog.Error(err, "flushing OpenTelemetry")
 		}
 	}()
-	webhookOpts := webhook.Options{Port: webhookPort, CertDir: certDir}
+	webhookOpts := webhook.Options{Port: webhookPort, CertDir: certDir, TLSOpts: []func(*tls.Config){admission.HTTP1Only}}
 	var secret types.NamespacedName
 	if certSecret != "" {
 		ns, name, ok := strings.Cut(certSecret, "/")

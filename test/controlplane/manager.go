@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"crypto/tls"
 	"fmt"
 	"path/filepath"
 
@@ -8,6 +9,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/gitops-reverser/gitops-reverser/engine/admission"
 )
 
 // Manager is a controller-runtime manager for a suite, with its webhook
@@ -37,7 +40,7 @@ func (e *Env) NewManager(scheme *runtime.Scheme, dir string) (*Manager, error) {
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		WebhookServer:          webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir}),
+		WebhookServer:          webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir, TLSOpts: []func(*tls.Config){admission.HTTP1Only}}),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
