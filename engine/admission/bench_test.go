@@ -80,3 +80,31 @@ func benchHandler(b *testing.B, queueSize int, drained bool) {
 func BenchmarkHandler_deploymentUpdate(b *testing.B) { benchHandler(b, DefaultQueueSize, true) }
 
 func BenchmarkHandler_queueFull(b *testing.B) { benchHandler(b, 16, false) }
+
+// BenchmarkWorker_deploymentUpdate is the workers' part of a review, off
+// the API server's path: decoding object and oldObject, the rule match and
+// the fingerprint.
+func BenchmarkWorker_deploymentUpdate(b *testing.B) {
+	body, err := os.ReadFile("testdata/deployment-update-review.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, err := NewHandler(Options{Index: testIndex(), Recorder: discardRecorder{}, QueueSize: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, Path, bytes.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	h.ServeHTTP(&discardWriter{h: http.Header{}}, req)
+	queued := <-h.queue
+	b.Cleanup(func() { h.finish(queued) })
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := h.process(queued); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
