@@ -59,6 +59,9 @@ type fastDecoder struct {
 	strs []strSpan
 	// spans backs strs for a usual review (about 20 strings).
 	spans [32]strSpan
+	// oddNumber is set by a number with an exponent or over 300
+	// characters: one that might not decode into a float64.
+	oddNumber bool
 }
 
 type strSpan struct {
@@ -204,6 +207,7 @@ func (d *fastDecoder) number() bool {
 		}
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		d.oddNumber = true
 		i++
 		if i < len(b) && (b[i] == '+' || b[i] == '-') {
 			i++
@@ -215,6 +219,9 @@ func (d *fastDecoder) number() bool {
 		if i == n {
 			return false
 		}
+	}
+	if i-d.i > 300 {
+		d.oddNumber = true
 	}
 	d.i = i
 	return true
@@ -565,9 +572,13 @@ func (d *fastDecoder) raw(dst *json.RawMessage, keys *objectKeys) bool {
 	d.ws()
 	start := d.i
 	if d.peek() == '{' {
+		odd := d.oddNumber
+		d.oddNumber = false
 		if !d.objectWithKeys(keys) {
 			return false
 		}
+		keys.decodes = !d.oddNumber
+		d.oddNumber = d.oddNumber || odd
 	} else if d.skip(2) {
 		// scanObject finds no keys outside an object.
 		*keys = objectKeys{scanned: true}
@@ -584,6 +595,13 @@ func (d *fastDecoder) raw(dst *json.RawMessage, keys *objectKeys) bool {
 type objectKeys struct {
 	keys    [3]string
 	scanned bool
+	// exact: the object is a JSON object, metadata and each key appear at
+	// most once, plainly, and no key is the literal true: keys are what
+	// unstructured's GetUID, GetResourceVersion and GetName return after
+	// decodeObject. decodes: it has no number that could fail to decode
+	// (decodeObject cannot fail on it). Both let a worker skip decoding
+	// oldObject when no rule needs its labels.
+	exact, decodes bool
 }
 
 var metadataNames = []string{"uid", "resourceVersion", "name"}
@@ -593,14 +611,23 @@ var metadataNames = []string{"uid", "resourceVersion", "name"}
 // literal true, which scanObject reads as "true"). An escaped key or a
 // string scanObject would decode or skip leaves the keys to scanObject.
 func (d *fastDecoder) objectWithKeys(keys *objectKeys) bool {
-	sure := true
+	sure, exact := true, true
+	var metadataSeen bool
 	ok := d.object(func(start, end int, plain bool) bool {
 		if !plain {
 			sure = false
 		}
-		if string(d.b[start:end]) != "metadata" || d.peek() != '{' {
+		if string(d.b[start:end]) != "metadata" {
 			return d.skip(3)
 		}
+		if metadataSeen {
+			exact = false // decoding keeps the last, the scan merges
+		}
+		metadataSeen = true
+		if d.peek() != '{' {
+			return d.skip(3)
+		}
+		var seen uint32
 		return d.object(func(start, end int, plain bool) bool {
 			if !plain {
 				sure = false
@@ -610,6 +637,9 @@ func (d *fastDecoder) objectWithKeys(keys *objectKeys) bool {
 				if string(d.b[start:end]) == name {
 					slot = n
 				}
+			}
+			if slot >= 0 && !once(&seen, slot) {
+				exact = false
 			}
 			switch {
 			case slot < 0:
@@ -628,6 +658,7 @@ func (d *fastDecoder) objectWithKeys(keys *objectKeys) bool {
 				}
 				return true
 			case d.literal("true"):
+				exact = false // the scan reads "true", unstructured ""
 				d.strs = append(d.strs, strSpan{dst: &keys.keys[slot], start: d.i - 4, end: d.i})
 				return true
 			default:
@@ -636,5 +667,6 @@ func (d *fastDecoder) objectWithKeys(keys *objectKeys) bool {
 		})
 	})
 	keys.scanned = ok && sure
+	keys.exact = keys.scanned && exact
 	return ok
 }

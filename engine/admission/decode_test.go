@@ -7,6 +7,12 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/gitops-reverser/gitops-reverser/engine/change"
+	"github.com/gitops-reverser/gitops-reverser/engine/rules"
 )
 
 // decodeSeeds are reviews the API server writes and the oddities the fast
@@ -151,6 +157,9 @@ func TestDecodeReview_fastPath_takesAPIServerReviews(t *testing.T) {
 			if tt.fast && (!rv.Request.objKeys.scanned || !rv.Request.oldKeys.scanned) {
 				t.Fatalf("taint keys not read on the fast path: %+v %+v", rv.Request.objKeys, rv.Request.oldKeys)
 			}
+			if tt.fast && rv.Request.Operation == "UPDATE" && (!rv.Request.oldKeys.exact || !rv.Request.oldKeys.decodes) {
+				t.Fatalf("an UPDATE's oldObject would be decoded without need: %+v", rv.Request.oldKeys)
+			}
 		})
 	}
 }
@@ -191,5 +200,122 @@ func FuzzDecodeReview_strings(f *testing.F) {
 			t.Fatalf("marshalling the review: %v", err)
 		}
 		checkDecode(t, body)
+	})
+}
+
+// labelIndex selects ConfigMaps labelled team=a, so that an UPDATE can
+// leave the selection (the worker then needs oldObject's labels).
+func labelIndex(t testing.TB) *rules.Index {
+	sel, err := labels.Parse("team=a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := rules.NewIndex()
+	ix.Upsert(&rules.Rule{
+		Key:       rules.Key{Kind: rules.KindClusterWatchRule, Name: "team-a"},
+		Resources: []rules.Resource{{GVR: schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}, Namespaced: true}},
+		Labels:    sel,
+	})
+	return ix
+}
+
+// checkLazyOld runs the worker on body twice: as it is (oldObject decoded
+// only when the rules need its labels) and with the fast decode's
+// exactness withheld (oldObject always decoded, as before): the claims and
+// errors must be the same.
+func checkLazyOld(t *testing.T, ix *rules.Index, body []byte) {
+	t.Helper()
+	rv, err := decodeReview(body)
+	if err != nil || rv.Request == nil {
+		return
+	}
+	eager := *rv.Request
+	eager.oldKeys.exact = false
+	run := func(req *request) ([]change.Pending, error) {
+		rec := &recorder{}
+		h, err := NewHandler(Options{Index: ix, Recorder: rec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = h.process(req)
+		return rec.snapshot(), err
+	}
+	gotP, gotErr := run(rv.Request)
+	wantP, wantErr := run(&eager)
+	if (gotErr == nil) != (wantErr == nil) || !reflect.DeepEqual(gotP, wantP) {
+		t.Fatalf("oldObject decoded when needed: %+v, %v\nalways decoded: %+v, %v", gotP, gotErr, wantP, wantErr)
+	}
+}
+
+func lazyOldSeeds() [][]byte {
+	head := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"r","operation":"UPDATE","namespace":"ns","name":"c",` +
+		`"resource":{"group":"","version":"v1","resource":"configmaps"},"userInfo":{"username":"alice"},`
+	obj := func(labels, meta string) string {
+		return `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"ns","uid":"u","resourceVersion":"5","labels":` + labels + meta + `},"data":{"n":1}}`
+	}
+	review := func(object, old string) []byte {
+		return []byte(head + `"object":` + object + `,"oldObject":` + old + `}}`)
+	}
+	in, out := `{"team":"a"}`, `{"team":"b"}`
+	return [][]byte{
+		review(obj(in, ""), obj(in, "")),
+		review(obj(out, ""), obj(in, "")),
+		review(obj(out, ""), obj(out, "")),
+		review(obj(in, ""), obj(in, `,"uid":"v","resourceVersion":"4"`)),
+		review(obj(out, ""), obj(in, `,"uid":"v","resourceVersion":"4"`)),
+		review(obj(in, ""), obj(in, `,"uid":true`)),
+		review(obj(in, ""), obj(in, `,"resourceVersion":4`)),
+		review(obj(in, ""), obj(in, `,"resourceVersion":"4","resourceVersion":null`)),
+		review(obj(in, ""), `{"metadata":{"uid":"v"},"metadata":{"resourceVersion":"4"}}`),
+		review(obj(in, ""), `{"metadata":{"uid":"v","resourceVersion":"4"},"x":1e999}`),
+		review(obj(out, ""), `{"metadata":{"uid":"v","resourceVersion":"4","labels":{"team":"a"}},"x":1e999}`),
+		review(obj(in, ""), `{"metadata":{"uid":"v","resourceVersion":"4"},"x":1`+strings.Repeat("0", 400)+`}`),
+		review(obj(in, ""), `{"metadata":{"uid":"v","resourceVersion":"4"},"x":1.5e3}`),
+		review(obj(in, ""), `{"metadata":{"uid":"v\u0041","resourceVersion":"4"}}`),
+		review(obj(in, ""), `{"metadata":{"uid":"`+strings.Repeat("u", maxScanString+1)+`"}}`),
+		review(obj(in, ""), `{"metadata":{"uid":true,"resourceVersion":"4"}}`),
+		review(obj(in, ""), `{"metadata":{"uid":"v","resourceVersion":4}}`),
+		review(obj(in, ""), `{"metadata":"m"}`),
+		review(obj(in, ""), `[]`),
+		review(obj(in, ""), `null`),
+		review(obj(in, ""), `{}`),
+	}
+}
+
+func TestProcess_oldObjectOnlyWhenNeeded_sameClaims(t *testing.T) {
+	for i, body := range append(lazyOldSeeds(), decodeSeeds(t)...) {
+		t.Run(fmt.Sprintf("seed%02d", i), func(t *testing.T) {
+			checkLazyOld(t, labelIndex(t), body)
+			checkLazyOld(t, testIndex(), body)
+		})
+	}
+}
+
+// FuzzProcess_oldObjectOnlyWhenNeeded is the differential proof of the
+// lazy oldObject decode on UPDATE reviews around arbitrary strings.
+func FuzzProcess_oldObjectOnlyWhenNeeded(f *testing.F) {
+	f.Add("u", "5", "u", "4", "a", "a", "x")
+	f.Add("u", "5", "", "", "b", "a", "")
+	f.Add("u\"", "5\\", "v\xff", "4\u00e9", "a", "b", "\x00")
+	f.Fuzz(func(t *testing.T, uid, rv, oldUID, oldRV, team, oldTeam, pad string) {
+		meta := func(u, r, tm string) map[string]interface{} {
+			return map[string]interface{}{"name": "c", "namespace": "ns", "uid": u, "resourceVersion": r,
+				"labels": map[string]interface{}{"team": tm, pad: pad}}
+		}
+		body, err := json.Marshal(map[string]interface{}{
+			"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+			"request": map[string]interface{}{
+				"uid": "r", "operation": "UPDATE", "namespace": "ns", "name": "c",
+				"resource": map[string]interface{}{"group": "", "version": "v1", "resource": "configmaps"},
+				"userInfo": map[string]interface{}{"username": "alice"},
+				"object":   map[string]interface{}{"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(uid, rv, team), "data": map[string]interface{}{"n": 1, "p": pad}},
+				"oldObject": map[string]interface{}{"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(oldUID, oldRV, oldTeam),
+					"data": map[string]interface{}{"n": 2.5}},
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkLazyOld(t, labelIndex(t), body)
 	})
 }
