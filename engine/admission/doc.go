@@ -15,8 +15,11 @@
 // recorded earlier cannot win the race against it. Dry-run requests are
 // dropped: they are never persisted.
 //
-// Workers drain the queue: they decode the object and oldObject, ask the rule
-// index whether any rule selects the request, and hand on a change.Pending
+// The handler reads a review in one validating pass (decodeReview; anything
+// unusual goes to encoding/json) and keeps object and oldObject as raw bytes.
+// Workers drain the queue: they decode the object (and an UPDATE's oldObject
+// when the rules need its labels), ask the rule index whether any rule
+// selects the request, and hand on a change.Pending
 // (user, operation, object UID, old resourceVersion, fingerprint of the object
 // the request would store) to a PendingRecorder, the confirm stage's store.
 // A pending change is only a claim: the confirm stage pairs it with the watch
@@ -25,7 +28,8 @@
 // ConfigSyncer keeps the ValidatingWebhookConfiguration in step with the
 // resources the rules select, with the caBundle read from the CA file that
 // PrepareServingCert found beside the serving certificate, and reports a
-// certificate that bundle does not sign. ClientAuth makes the webhook
+// certificate that bundle does not sign. HTTP1Only keeps the webhook server
+// on HTTP/1.1 (docs/benchmarks.md, "Keeps up"). ClientAuth makes the webhook
 // server hear only the API server's client certificate (see
 // docs/threat-model.md).
 package admission
