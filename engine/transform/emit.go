@@ -41,7 +41,8 @@ type emitter struct {
 
 // appendYAML writes obj as marshalNode would, or returns errSlowPath.
 func appendYAML(buf []byte, obj map[string]interface{}) ([]byte, error) {
-	e := emitter{buf: buf, keys: make([]string, 0, 64)}
+	var keys [64]string
+	e := emitter{buf: buf, keys: keys[:0]}
 	if len(obj) == 0 {
 		e.buf = append(e.buf, "{}\n"...)
 		return e.buf, nil
@@ -417,6 +418,9 @@ func analyze(s string) (a scalarAnalysis, ok bool) {
 	if len(s) == 0 {
 		return scalarAnalysis{blockPlainAllowed: true, singleQuotedAllowed: true}, true
 	}
+	if isPlainWord(s) {
+		return scalarAnalysis{blockPlainAllowed: true, singleQuotedAllowed: true, blockAllowed: true}, true
+	}
 	if !utf8.ValidString(s) || strings.HasPrefix(s, "\uFEFF") ||
 		strings.Contains(s, "\u2028") || strings.Contains(s, "\u2029") {
 		return a, false
@@ -513,6 +517,33 @@ func analyze(s string) (a scalarAnalysis, ok bool) {
 	return a, true
 }
 
+// wordByte marks the ASCII bytes that set none of analyze's flags
+// anywhere in a string: letters, digits, '.', '/', '_' and, past the
+// first byte, '-'.
+var wordByte = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "0123456789./_-" {
+		t[c] = true
+	}
+	return t
+}()
+
+// isPlainWord is analyze's shortcut for the common names, labels and
+// images: only word bytes, not starting with '-' and not "...".
+func isPlainWord(s string) bool {
+	if s[0] == '-' || strings.HasPrefix(s, "...") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !wordByte[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
 func width(b byte) int {
 	switch {
 	case b&0x80 == 0x00:
@@ -605,11 +636,15 @@ func resolveNumber(in string) resolvedTag {
 		return tagOther
 	}
 	plain := strings.ReplaceAll(in, "_", "")
-	if _, err := strconv.ParseInt(plain, 0, 64); err == nil {
-		return tagOther
-	}
-	if _, err := strconv.ParseUint(plain, 0, 64); err == nil {
-		return tagOther
+	// A failed strconv parse allocates its error: skip the integer parses
+	// for what cannot be one ("100%", "1.27"), as most such strings are.
+	if mayBeInt(plain) {
+		if _, err := strconv.ParseInt(plain, 0, 64); err == nil {
+			return tagOther
+		}
+		if _, err := strconv.ParseUint(plain, 0, 64); err == nil {
+			return tagOther
+		}
 	}
 	if yamlStyleFloat(plain) {
 		if _, err := strconv.ParseFloat(plain, 64); err == nil {
@@ -641,6 +676,21 @@ func resolveNumber(in string) resolvedTag {
 		}
 	}
 	return tagStr
+}
+
+// mayBeInt is false when s holds a byte that strconv.ParseInt and
+// ParseUint with base 0 reject in any position: anything but digits,
+// hex letters, the prefix letters x, o and b, underscores and signs.
+func mayBeInt(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f', c >= 'A' && c <= 'F',
+			c == 'x', c == 'X', c == 'o', c == 'O', c == '_', c == '+', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // yamlStyleFloat matches ^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$

@@ -79,6 +79,9 @@ var nastyScalars = []struct {
 	{s: ":a"}, {s: ": a"}, {s: ":"}, {s: "?"}, {s: "? a"}, {s: "?a"}, {s: "a?"}, {s: "[a]"}, {s: "{a: 1}"},
 	{s: "a,b"}, {s: "a[0]"}, {s: "a{b}"}, {s: ",a"}, {s: "{\"a\":1}"}, {s: "it's"}, {s: "'"}, {s: "''"},
 	{s: "a'b' c"}, {s: "a\"b"}, {s: "a\\b"}, {s: "\\"}, {s: "$(VAR)"}, {s: "${VAR}"}, {s: "=a"}, {s: "a=b"},
+	// Names, labels and images (analyze's shortcut).
+	{s: "a-"}, {s: "a.b"}, {s: "..a"}, {s: ".a"}, {s: "/a"}, {s: "_a"}, {s: "a/b-c_d.e"}, {s: "1-2"},
+	{s: "1.2.3-rc.1"}, {s: "v1.2"}, {s: "1e3-x"}, {s: "0x1f/x"}, {s: "app.kubernetes.io/name"},
 	// Whitespace, control characters, unicode.
 	{s: "\t"}, {s: "a\tb"}, {s: "\ta"}, {s: "a\t"}, {s: "\x00"}, {s: "a\x00b"}, {s: "\x07\x08\x0b\x0c\x1b"},
 	{s: "a\rb"}, {s: "\x7f"}, {s: "é"}, {s: "日本語"}, {s: "naïve café"}, {s: "\u00a0"}, {s: "a\u00a0b"},
