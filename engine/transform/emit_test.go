@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -311,3 +312,50 @@ func posInf() float64 { return math.Inf(1) }
 func nan() float64 { return math.NaN() }
 
 func jsonNumber(s string) json.Number { return json.Number(s) }
+
+// TestAppendYAML_randomTrees_matchYAMLv3 renders random nestings of
+// mappings, sequences and scalars (fixed seed, so a failure repeats).
+func TestAppendYAML_randomTrees_matchYAMLv3(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 2026))
+	var scalars []interface{}
+	for _, tt := range nastyScalars {
+		if !tt.slow {
+			scalars = append(scalars, tt.s)
+		}
+	}
+	scalars = append(scalars, nil, true, false, int64(0), int64(-42), 2.5, 3.0, map[string]interface{}{}, []interface{}{})
+	keys := []string{"a", "b", "metadata", "name", "kind", "apiVersion", "labels", "spec", "", "1", "yes", "a b", "x: y", "-", "é", "'", "~"}
+	var tree func(depth int) interface{}
+	tree = func(depth int) interface{} {
+		switch n := rng.IntN(10); {
+		case depth > 4 || n < 4:
+			return scalars[rng.IntN(len(scalars))]
+		case n < 7:
+			m := map[string]interface{}{}
+			for i := rng.IntN(5); i >= 0; i-- {
+				m[keys[rng.IntN(len(keys))]] = tree(depth + 1)
+			}
+			return m
+		default:
+			s := []interface{}{}
+			for i := rng.IntN(4); i >= 0; i-- {
+				s = append(s, tree(depth+1))
+			}
+			return s
+		}
+	}
+	const trees = 1000
+	direct := 0
+	for i := 0; i < trees; i++ {
+		obj := map[string]interface{}{}
+		for j := rng.IntN(6); j >= 0; j-- {
+			obj[keys[rng.IntN(len(keys))]] = tree(0)
+		}
+		if sameAsYAMLv3(t, obj) {
+			direct++
+		}
+	}
+	if direct != trees {
+		t.Errorf("direct writer took %d of %d trees, want all", direct, trees)
+	}
+}

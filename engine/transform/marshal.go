@@ -30,6 +30,12 @@ var (
 // folded, multi-line strings use literal blocks, and strings that a YAML 1.1
 // reader would take for another type (`yes`, `on`, `1:20`) are quoted. The
 // output ends with a newline and has no document marker.
+//
+// The bytes are those of the go.yaml.in/yaml/v3 encoder (marshalNode),
+// which earlier versions used for every object, so files already in a
+// repository do not change; a direct writer (emit.go) produces them for
+// the values decoded JSON holds, at a tenth of the cost, and leaves the
+// rare rest (invalid UTF-8, keys over 128 bytes...) to the encoder.
 func Marshal(obj *unstructured.Unstructured) ([]byte, error) {
 	if obj == nil || obj.Object == nil {
 		return nil, errors.New("marshal: nil object")
