@@ -169,6 +169,7 @@ func TestAppendYAML_values_matchYAMLv3(t *testing.T) {
 		{name: "floats", obj: map[string]interface{}{"a": 2.0, "b": -0.0, "c": 1e21, "d": 1e-7, "e": 5e-324, "f": float32(0.1), "g": 1.7976931348623157e308, "h": -12.5}},
 		{name: "special floats", obj: map[string]interface{}{"a": posInf(), "b": -posInf(), "c": nan()}},
 		{name: "empty collections", obj: map[string]interface{}{"m": map[string]interface{}{}, "l": []interface{}{}, "ll": []interface{}{[]interface{}{}, map[string]interface{}{}}}},
+		{name: "nil collections", obj: map[string]interface{}{"m": map[string]interface{}(nil), "l": []interface{}(nil), "s": []interface{}{map[string]interface{}(nil), []interface{}(nil)}}},
 		{name: "nested sequences", obj: map[string]interface{}{"l": []interface{}{[]interface{}{[]interface{}{"x", "y"}, "z"}, []interface{}{map[string]interface{}{"a": "b", "c": []interface{}{"d"}}}}}},
 		{name: "literal in nested sequences", obj: map[string]interface{}{"l": []interface{}{[]interface{}{"a\nb", []interface{}{"c\n"}}, map[string]interface{}{"k": []interface{}{"x\n\n"}}}}},
 		{name: "key order", obj: map[string]interface{}{"z": 1, "B": 2, "a": 3, "_": 4, "0": 5, "kind": "K", "apiVersion": "v1", "metadata": map[string]interface{}{"uid": "u", "annotations": map[string]interface{}{}, "name": "n", "namespace": "ns", "labels": nil}}},
