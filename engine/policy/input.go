@@ -106,13 +106,9 @@ func NewDocument(in *Input) (Document, error) {
 		// A value change must not read as a status-only update.
 		view = transform.MarkChangedSecretValues(view, in.Object, in.OldObject)
 	}
-	obj, err := objectValue(view)
+	obj, old, err := objectTerms(view, redactSecret(in.OldObject, secret))
 	if err != nil {
-		return Document{}, fmt.Errorf("converting object: %w", err)
-	}
-	old, err := objectValue(redactSecret(in.OldObject, secret))
-	if err != nil {
-		return Document{}, fmt.Errorf("converting oldObject: %w", err)
+		return Document{}, err
 	}
 	name := in.Name
 	if name == "" {
@@ -124,8 +120,8 @@ func NewDocument(in *Input) (Document, error) {
 	v := ast.NewObject(
 		item("operation", ast.String(in.Operation)),
 		item("userInfo", userInfoValue(&in.UserInfo)),
-		item("object", obj),
-		item("oldObject", old),
+		[2]*ast.Term{ast.StringTerm("object"), obj},
+		[2]*ast.Term{ast.StringTerm("oldObject"), old},
 		item("resource", ast.NewObject(
 			item("group", ast.String(in.Resource.Group)),
 			item("version", ast.String(in.Resource.Version)),
@@ -182,15 +178,33 @@ func item(key string, v ast.Value) [2]*ast.Term {
 	return [2]*ast.Term{ast.StringTerm(key), ast.NewTerm(v)}
 }
 
-func objectValue(obj map[string]any) (ast.Value, error) {
-	if obj == nil {
-		return ast.NullValue, nil
+// objectTerms converts object and oldObject (null when nil), sharing the
+// terms of their equal subtrees (see pairTerms).
+func objectTerms(obj, old map[string]any) (*ast.Term, *ast.Term, error) {
+	if obj != nil && old != nil {
+		ot, pt, err := pairTerms(obj, old)
+		if err != nil {
+			return nil, nil, fmt.Errorf("converting object and oldObject: %w", err)
+		}
+		return ot, pt, nil
 	}
-	v, err := ast.InterfaceToValue(obj)
+	ot, err := objectTerm(obj)
 	if err != nil {
-		return nil, fmt.Errorf("converting to a Rego value: %w", err)
+		return nil, nil, fmt.Errorf("converting object: %w", err)
 	}
-	return v, nil
+	pt, err := objectTerm(old)
+	if err != nil {
+		return nil, nil, fmt.Errorf("converting oldObject: %w", err)
+	}
+	return ot, pt, nil
+}
+
+// objectTerm converts obj, or null when it is nil.
+func objectTerm(obj map[string]any) (*ast.Term, error) {
+	if obj == nil {
+		return ast.NullTerm(), nil
+	}
+	return termOf(obj)
 }
 
 func userInfoValue(u *authenticationv1.UserInfo) ast.Value {
