@@ -64,8 +64,13 @@ func pairInto(a, b any, ta *ast.Term) (*ast.Term, error) {
 
 // pairObjects is pairInto for two objects.
 func pairObjects(a, b map[string]any, ta *ast.Term) (*ast.Term, error) {
-	vals := make([]ast.Term, len(a))
-	tuples := make([][2]*ast.Term, len(a))
+	if len(a) == 0 && len(b) == 0 {
+		ta.Value = ast.InternedEmptyObjectValue
+		return ta, nil
+	}
+	// Values, then the keys not in keyTerms: one allocation.
+	vals := make([]ast.Term, 2*len(a))
+	tuples := tupleBuf(len(a), &[tupleStack][2]*ast.Term{})
 	// The terms of b's values under a's keys, in tuples' order; on the
 	// stack for the usual small object.
 	var buf [16]*ast.Term
@@ -73,7 +78,7 @@ func pairObjects(a, b map[string]any, ta *ast.Term) (*ast.Term, error) {
 	same := len(a) == len(b)
 	i := 0
 	for k, av := range a {
-		kt := keyTerm(k)
+		kt := keyTerm(k, &vals[len(a)+i])
 		vt := &vals[i]
 		tuples[i] = [2]*ast.Term{kt, vt}
 		i++
@@ -99,7 +104,7 @@ func pairObjects(a, b map[string]any, ta *ast.Term) (*ast.Term, error) {
 	if same {
 		return ta, nil
 	}
-	btuples := make([][2]*ast.Term, 0, len(b))
+	btuples := tupleBuf(len(b), &[tupleStack][2]*ast.Term{})[:0]
 	for i, t := range tuples {
 		if olds[i] != nil {
 			btuples = append(btuples, [2]*ast.Term{t[0], olds[i]})
@@ -113,13 +118,17 @@ func pairObjects(a, b map[string]any, ta *ast.Term) (*ast.Term, error) {
 		if err != nil {
 			return nil, err
 		}
-		btuples = append(btuples, [2]*ast.Term{keyTerm(k), bt})
+		btuples = append(btuples, [2]*ast.Term{keyTerm(k, nil), bt})
 	}
 	return ast.NewTerm(ast.NewObject(btuples...)), nil
 }
 
 // pairArrays is pairInto for two arrays.
 func pairArrays(a, b []any, ta *ast.Term) (*ast.Term, error) {
+	if len(a) == 0 && len(b) == 0 {
+		ta.Value = ast.InternedEmptyArrayValue
+		return ta, nil
+	}
 	vals := make([]ast.Term, len(a))
 	elems := make([]*ast.Term, len(a))
 	var belems []*ast.Term
@@ -161,6 +170,18 @@ func pairArrays(a, b []any, ta *ast.Term) (*ast.Term, error) {
 		belems[i] = bt
 	}
 	return ast.NewTerm(ast.NewArray(belems...)), nil
+}
+
+// tupleStack is the size of the key/value pairs an object is built from
+// without a heap allocation (ast.NewObject copies them).
+const tupleStack = 16
+
+// tupleBuf returns n pairs: buf's when they fit.
+func tupleBuf(n int, buf *[tupleStack][2]*ast.Term) [][2]*ast.Term {
+	if n <= tupleStack {
+		return buf[:n]
+	}
+	return make([][2]*ast.Term, n)
 }
 
 // scalarEqual reports whether a and b are the same JSON scalar of the same
@@ -205,18 +226,26 @@ func termOf(x any) (*ast.Term, error) {
 func fill(x any, t *ast.Term) error {
 	switch xv := x.(type) {
 	case map[string]any:
-		vals := make([]ast.Term, len(xv))
-		tuples := make([][2]*ast.Term, len(xv))
+		if len(xv) == 0 {
+			t.Value = ast.InternedEmptyObjectValue
+			return nil
+		}
+		vals := make([]ast.Term, 2*len(xv))
+		tuples := tupleBuf(len(xv), &[tupleStack][2]*ast.Term{})
 		i := 0
 		for k, v := range xv {
 			if err := fill(v, &vals[i]); err != nil {
 				return err
 			}
-			tuples[i] = [2]*ast.Term{keyTerm(k), &vals[i]}
+			tuples[i] = [2]*ast.Term{keyTerm(k, &vals[len(xv)+i]), &vals[i]}
 			i++
 		}
 		t.Value = ast.NewObject(tuples...)
 	case []any:
+		if len(xv) == 0 {
+			t.Value = ast.InternedEmptyArrayValue
+			return nil
+		}
 		vals := make([]ast.Term, len(xv))
 		elems := make([]*ast.Term, len(xv))
 		for i, v := range xv {
@@ -247,12 +276,16 @@ func valueOf(x any) (ast.Value, error) {
 }
 
 // keyTerm is the term of an object key: a shared term for the keys of
-// keyTerms, else a new one.
-func keyTerm(k string) *ast.Term {
+// keyTerms, else spare (a new term when nil) set to k.
+func keyTerm(k string, spare *ast.Term) *ast.Term {
 	if t, ok := keyTerms[k]; ok {
 		return t
 	}
-	return ast.InternedTerm(k)
+	if spare == nil {
+		spare = new(ast.Term)
+	}
+	spare.Value = ast.String(k)
+	return spare
 }
 
 // keyTerms are the keys most Kubernetes objects have, as terms built once.
@@ -260,6 +293,10 @@ func keyTerm(k string) *ast.Term {
 // keys would grow it without bound).
 var keyTerms = func() map[string]*ast.Term {
 	keys := []string{
+		// The input document's own keys (see NewDocument).
+		"operation", "userInfo", "object", "oldObject", "resource", "subResource", "dryRun",
+		"group", "version", "username", "groups", "extra",
+		// Kubernetes objects.
 		"apiVersion", "kind", "metadata", "spec", "status", "data", "stringData", "binaryData", "type",
 		"name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
 		"deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations",

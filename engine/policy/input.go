@@ -120,8 +120,8 @@ func NewDocument(in *Input) (Document, error) {
 	v := ast.NewObject(
 		item("operation", ast.String(in.Operation)),
 		item("userInfo", userInfoValue(&in.UserInfo)),
-		[2]*ast.Term{ast.StringTerm("object"), obj},
-		[2]*ast.Term{ast.StringTerm("oldObject"), old},
+		[2]*ast.Term{keyTerm("object", nil), obj},
+		[2]*ast.Term{keyTerm("oldObject", nil), old},
 		item("resource", ast.NewObject(
 			item("group", ast.String(in.Resource.Group)),
 			item("version", ast.String(in.Resource.Version)),
@@ -174,8 +174,9 @@ func redactSecret(obj map[string]any, secret bool) map[string]any {
 	return transform.RedactSecret(typed)
 }
 
+// item is a pair of the input document; its key is one of keyTerms.
 func item(key string, v ast.Value) [2]*ast.Term {
-	return [2]*ast.Term{ast.StringTerm(key), ast.NewTerm(v)}
+	return [2]*ast.Term{keyTerm(key, nil), ast.NewTerm(v)}
 }
 
 // objectTerms converts object and oldObject (null when nil), sharing the
