@@ -62,32 +62,69 @@ func eagerDocument(t testing.TB, in *Input) Document {
 
 // inspect is a policy that reads its input every way a policy can: whole
 // objects (equality, iteration, walk, json.marshal, printing), paths
-// (object.get, refs into arrays), keys, counts, and `with` on parts of the
-// input (which must not change what the rest of the evaluation sees).
+// (object.get, refs into arrays), keys, counts, built-ins that build new
+// objects from it.
 const inspect = `package reverser
 
 import rego.v1
 
-view := {
-	"input": json.marshal(input),
-	"printed": sprintf("%v", [input]),
-	"same": sprintf("%v", [input.object == input.oldObject]),
-	"sameSpec": sprintf("%v", [object.get(input, ["object", "spec"], null) == object.get(input, ["oldObject", "spec"], null)]),
-	"specCompare": sprintf("%v", [[object.get(input, ["object", "spec"], null)] < [object.get(input, ["oldObject", "spec"], null)]]),
-	"walk": sprintf("%v", [[p | walk(input, [p, _])]]),
-	"leaves": sprintf("%v", [count([v | walk(input.object, [_, v]); not is_object(v); not is_array(v)])]),
-	"keys": sprintf("%v", [[k | some k, _ in object.get(input, "object", {})]]),
-	"oldKeys": sprintf("%v", [object.keys(object.get(input, "oldObject", {}) )]),
-	"image": sprintf("%v", [object.get(input, ["object", "spec", "template", "spec", "containers", 0, "image"], "none")]),
-	"data": sprintf("%v", [{k: v | some k, v in object.get(input, ["object", "data"], {})}]),
-	"numbers": sprintf("%v", [[n | walk(input, [_, n]); is_number(n)]]),
-	"union": json.marshal(object.union(object.get(input, "oldObject", {}), object.get(input, "object", {}))),
-	"diff": sprintf("%v", [[k | some k, v in object.get(input, "object", {}); object.get(input, ["oldObject", k], null) != v]]),
-	"with": sprintf("%v", [with_name]),
-	"withDeep": sprintf("%v", [with_deep]),
-	"withTop": sprintf("%v", [with_top]),
-	"after": json.marshal([input.operation, object.get(input, ["object", "metadata"], null), object.get(input, ["object", "spec"], null)]),
-}
+labels.input := json.marshal(input)
+
+labels.printed := sprintf("%v", [input])
+
+labels.yaml := yaml.marshal(input)
+
+labels.same := sprintf("%v", [input.object == input.oldObject])
+
+labels.sameSpec := sprintf("%v", [object.get(input, ["object", "spec"], null) == object.get(input, ["oldObject", "spec"], null)])
+
+labels.specCompare := sprintf("%v", [[object.get(input, ["object", "spec"], null)] < [object.get(input, ["oldObject", "spec"], null)]])
+
+labels.walk := sprintf("%v", [[p | walk(input, [p, _])]])
+
+labels.leaves := sprintf("%v", [count([v | walk(input.object, [_, v]); not is_object(v); not is_array(v)])])
+
+labels.keys := sprintf("%v", [[k | some k, _ in object.get(input, "object", {})]])
+
+labels.oldKeys := sprintf("%v", [object.keys(object.get(input, "oldObject", {}) )])
+
+labels.image := sprintf("%v", [object.get(input, ["object", "spec", "template", "spec", "containers", 0, "image"], "none")])
+
+labels.data := sprintf("%v", [{k: v | some k, v in object.get(input, ["object", "data"], {})}])
+
+labels.numbers := sprintf("%v", [[n | walk(input, [_, n]); is_number(n)]])
+
+labels.union := json.marshal(object.union(object.get(input, "oldObject", {}), object.get(input, "object", {})))
+
+labels.diff := sprintf("%v", [[k | some k, v in object.get(input, "object", {}); object.get(input, ["oldObject", k], null) != v]])
+
+labels.patched := json.marshal(json.patch(object.get(input, "object", {}), [{"op": "add", "path": "/added", "value": 1}]))
+
+labels.filtered := json.marshal(object.filter(object.get(input, "object", {}), ["metadata", "spec"]))
+
+labels.leader := sprintf("%v", [object.get(input, ["object", "metadata", "annotations", "control-plane.alpha.kubernetes.io/leader"], "none")])
+
+labels.managers := sprintf("%v", [[m | some f in object.get(input, ["object", "metadata", "managedFields"], []); m := f.manager]])
+
+labels.after := json.marshal([input.operation, object.get(input, ["object", "metadata"], null), object.get(input, ["object", "spec"], null)])
+
+`
+
+// inspectWith is a policy that uses `with` on parts of the input, which
+// must not change what the rest of the evaluation, or the next one, sees.
+const inspectWith = `package reverser
+
+import rego.v1
+
+labels.with := sprintf("%v", [with_name])
+
+labels.withDeep := sprintf("%v", [with_deep])
+
+labels.withTop := sprintf("%v", [with_top])
+
+labels.input := json.marshal(input)
+
+labels.after := json.marshal(input)
 
 shown := [input.operation, object.get(input, ["object", "metadata", "name"], null), object.get(input, ["object", "spec", "template", "spec"], null)]
 
@@ -96,8 +133,6 @@ with_name := x if x := shown with input.object.metadata.name as "other"
 with_deep := x if x := shown with input.object.spec.template.spec as {"x": 1}
 
 with_top := x if x := shown with input.operation as "CONNECT"
-
-labels[k] := v if some k, v in view
 `
 
 // equivalenceInputs are the changes the new conversion is held to the old
@@ -171,6 +206,13 @@ func equivalenceInputs(t testing.TB) map[string]*Input {
 				"big": num("123456789012345678901234567890"), "exp": num("1E3"), "neg": num("-0.5"), "int": 7, "f": 2.5,
 				"zero": int64(0), "small": int64(-1)}},
 		},
+		"floats on create": {Operation: "CREATE", UserInfo: alice,
+			Object: map[string]any{"kind": "Thing", "spec": map[string]any{"f": 1234567.5, "tiny": 1e-7, "big": 1e21, "int": int64(123456789)}},
+		},
+		"floats on update": {Operation: "UPDATE", UserInfo: alice,
+			Object:    map[string]any{"kind": "Thing", "spec": map[string]any{"f": 1234567.5, "tiny": 1e-7, "big": 1e21}},
+			OldObject: map[string]any{"kind": "Thing", "spec": map[string]any{"f": 1234567.5, "tiny": 2e-7, "big": 1e21}},
+		},
 		"nested arrays, lengths and types change": {Operation: "UPDATE", UserInfo: alice,
 			Object: map[string]any{"kind": "Thing", "spec": map[string]any{
 				"matrix": []any{[]any{num("1"), num("2")}, []any{num("3")}, []any{}},
@@ -234,11 +276,24 @@ func equivalenceInputs(t testing.TB) map[string]*Input {
 	}
 }
 
+// docInput is the value a Document gives a policy that does not use
+// `with`.
+func docInput(d Document) ast.Value {
+	if d.lazy != nil {
+		return d.lazy.value
+	}
+	return d.value
+}
+
 func TestNewDocument_sameAsEagerConversion(t *testing.T) {
 	ctx := context.Background()
 	policies := map[string]*Policy{
-		"defaults": compile(t, defaults(t), testOptions),
-		"inspect":  compile(t, map[string]string{"inspect.rego": inspect}, testOptions),
+		"defaults":    compile(t, defaults(t), testOptions),
+		"inspect":     compile(t, map[string]string{"inspect.rego": inspect}, testOptions),
+		"inspectWith": compile(t, map[string]string{"inspect.rego": inspectWith}, testOptions),
+	}
+	if policies["inspect"].usesWith || !policies["inspectWith"].usesWith {
+		t.Fatal("usesWith does not tell the policy with `with`")
 	}
 	for name, in := range equivalenceInputs(t) {
 		t.Run(name, func(t *testing.T) {
@@ -247,20 +302,28 @@ func TestNewDocument_sameAsEagerConversion(t *testing.T) {
 			if err != nil {
 				t.Fatalf("encoding input: %v", err)
 			}
+			newDoc := func() Document {
+				d, err := NewDocument(in)
+				if err != nil {
+					t.Fatalf("NewDocument: %v", err)
+				}
+				return d
+			}
+			wantLazy := (in.Object == nil || in.OldObject == nil) && convertible(in.Object) && convertible(in.OldObject)
+			if lazy := newDoc().lazy != nil; lazy != wantLazy {
+				t.Errorf("converted on demand: %t, want %t", lazy, wantLazy)
+			}
 			want := eagerDocument(t, in)
-			got, err := NewDocument(in)
-			if err != nil {
-				t.Fatalf("NewDocument: %v", err)
+			if got := docInput(newDoc()); ast.Compare(got, want.value) != 0 {
+				t.Errorf("document differs from the eager conversion:\n got %v\nwant %v", got, want.value)
 			}
-			if ast.Compare(got.value, want.value) != 0 {
-				t.Errorf("document differs from the eager conversion:\n got %v\nwant %v", got.value, want.value)
-			}
-			if got.value.String() != want.value.String() {
-				t.Errorf("document prints differently:\n got %s\nwant %s", got.value, want.value)
+			if got := docInput(newDoc()); got.String() != want.value.String() {
+				t.Errorf("document prints differently:\n got %s\nwant %s", got, want.value)
 			}
 			for pname, p := range policies {
 				// Twice on the same documents: an evaluation must
 				// leave the document as it found it.
+				got := newDoc()
 				for round := range 2 {
 					wd, werr := p.EvalDocument(ctx, want)
 					gd, gerr := p.EvalDocument(ctx, got)
@@ -270,6 +333,9 @@ func TestNewDocument_sameAsEagerConversion(t *testing.T) {
 					if !reflect.DeepEqual(gd, wd) {
 						t.Errorf("%s, round %d: decision differs:\n got %+v\nwant %+v", pname, round, gd, wd)
 					}
+					if pname != "defaults" && (gd.Labels["input"] == "" || gd.Labels["after"] == "") {
+						t.Errorf("%s: the policy saw no input: labels %v", pname, gd.Labels)
+					}
 				}
 			}
 			after, err := json.Marshal([]any{in.Object, in.OldObject})
@@ -278,6 +344,59 @@ func TestNewDocument_sameAsEagerConversion(t *testing.T) {
 			}
 			if string(before) != string(after) {
 				t.Error("NewDocument or an evaluation modified the input's objects")
+			}
+		})
+	}
+}
+
+// TestNewDocument_lazyConcurrent evaluates one Document converted on demand
+// from several goroutines (the race detector sees a shared cache).
+func TestNewDocument_lazyConcurrent(t *testing.T) {
+	p := compile(t, map[string]string{"inspect.rego": inspect}, testOptions)
+	in := equivalenceInputs(t)["fixture: create"]
+	want, err := p.EvalDocument(context.Background(), eagerDocument(t, in))
+	if err != nil {
+		t.Fatalf("EvalDocument: %v", err)
+	}
+	doc, err := NewDocument(in)
+	if err != nil || doc.lazy == nil {
+		t.Fatalf("NewDocument: %v, lazy %t", err, doc.lazy != nil)
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			d, err := p.EvalDocument(context.Background(), doc)
+			if err == nil && !reflect.DeepEqual(d, want) {
+				err = fmt.Errorf("decision %+v, want %+v", d, want)
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestNewDocument_unconvertible checks that an object with a value
+// ast.LazyObject cannot convert is converted eagerly, with today's error
+// instead of a panic during the evaluation.
+func TestNewDocument_unconvertible(t *testing.T) {
+	cases := map[string]any{
+		"bad exponent": json.Number("1e999999999999"),
+		"channel":      make(chan int),
+	}
+	for name, v := range cases {
+		t.Run(name, func(t *testing.T) {
+			in := &Input{Operation: "CREATE", Object: map[string]any{"spec": map[string]any{"x": []any{v}}}}
+			if convertible(in.Object) {
+				t.Fatal("convertible")
+			}
+			_, err := NewDocument(in)
+			_, werr := ast.InterfaceToValue(in.Object)
+			if err == nil || werr == nil {
+				t.Fatalf("NewDocument error %v, InterfaceToValue error %v; want both", err, werr)
 			}
 		})
 	}
