@@ -291,6 +291,16 @@ func TestNewDocument_sameAsEagerConversion(t *testing.T) {
 		"defaults":    compile(t, defaults(t), testOptions),
 		"inspect":     compile(t, map[string]string{"inspect.rego": inspect}, testOptions),
 		"inspectWith": compile(t, map[string]string{"inspect.rego": inspectWith}, testOptions),
+		// Errors that depend on the objects: a conflict, and a label of
+		// the wrong type.
+		"failing": compile(t, map[string]string{"failing.rego": `package reverser
+
+record := true if input.object.kind
+
+record := false if input.object.metadata
+
+labels.meta := input.object.metadata if input.operation == "CREATE"
+`}, testOptions),
 	}
 	if policies["inspect"].usesWith || !policies["inspectWith"].usesWith {
 		t.Fatal("usesWith does not tell the policy with `with`")
@@ -333,7 +343,7 @@ func TestNewDocument_sameAsEagerConversion(t *testing.T) {
 					if !reflect.DeepEqual(gd, wd) {
 						t.Errorf("%s, round %d: decision differs:\n got %+v\nwant %+v", pname, round, gd, wd)
 					}
-					if pname != "defaults" && (gd.Labels["input"] == "" || gd.Labels["after"] == "") {
+					if strings.HasPrefix(pname, "inspect") && (gd.Labels["input"] == "" || gd.Labels["after"] == "") {
 						t.Errorf("%s: the policy saw no input: labels %v", pname, gd.Labels)
 					}
 				}
