@@ -266,19 +266,27 @@ func (w *worker) afterBatch(ctx context.Context) {
 	if t == nil {
 		return
 	}
-	if err := t.journal.sync(); err != nil {
-		t.log.Error(err, "syncing the journal")
+	now := time.Now()
+	// Written at once (a SIGKILL loses nothing taken); fsync'd before a
+	// session is committed, else at most every journalSyncEvery.
+	if err := t.journal.flush(now); err != nil {
+		t.log.Error(err, "writing the journal")
 	}
 	if t.journal.size > maxJournal {
 		t.pending = append(t.pending, t.sessions.all()...)
+	}
+	if len(t.pending) > 0 || t.journal.syncDue(now) {
+		if err := t.journal.sync(); err != nil {
+			t.log.Error(err, "syncing the journal")
+		}
 	}
 	if t.netBusy {
 		return
 	}
 	if t.reopen {
 		w.reopen(ctx)
+		now = time.Now()
 	}
-	now := time.Now()
 	t.commitPending(ctx, now, false)
 	w.maybeNet(ctx, now)
 }
