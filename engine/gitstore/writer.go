@@ -201,6 +201,9 @@ func OpenLocal(cfg Config) (*Writer, error) {
 	return w, nil
 }
 
+// openPacks bounds the packfiles a clone keeps open.
+const openPacks = maxPacks + 16
+
 func openRepository(dir string) (*git.Repository, storage.Storer, error) {
 	if dir == "" {
 		st := memory.NewStorage()
@@ -221,7 +224,13 @@ func openRepository(dir string) (*git.Repository, storage.Storer, error) {
 	// loose write, which was costly when every commit wrote loose objects;
 	// commits and fetches now write packfiles (pack.go), which only
 	// refresh the list of packs.
-	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRUDefault(), filesystem.Options{ExclusiveAccess: true})
+	// MaxOpenDescriptors keeps up to openPacks packfiles open instead of
+	// opening (an lstat per path component, open, close) the pack for
+	// every object read; more than maxPacks, so all usually stay open (a
+	// file descriptor each, per target). A pack a
+	// merge deleted is closed when its slot is reused or at Close.
+	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRUDefault(),
+		filesystem.Options{ExclusiveAccess: true, MaxOpenDescriptors: openPacks})
 	if _, err := os.Stat(filepath.Join(dir, "HEAD")); err == nil {
 		repo, err := git.Open(st, nil)
 		if err != nil {
