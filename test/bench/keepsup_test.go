@@ -138,7 +138,7 @@ func (b *bench) keepsUp(n int, d time.Duration, perWriter int) {
 	fmt.Printf("\n| writers | duration | load (1/5/15 min) | writes | lag after last write | lost | unknown authors | CPU s | peak RSS | webhook p50 / p99 (API server buckets) | webhook p50 / p99 (probe) |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	fmt.Printf("| %d | %s | %s | %d | %s | %d | %.1f %% | %.1f | %.1f MB | <= %s / <= %s | %s / %s |\n",
 		n, d, load, w, lag, mismatch, 100*float64(unknown)/float64(max(touches, 1)), cpu, hwm, hp50, hp99, pp50, pp99)
-	b.printProfile(profile)
+	b.printProfile(profile, "whole process life", *topN)
 	if mismatch != 0 {
 		t.Errorf("%d ConfigMaps never reached their final value on the remote", mismatch)
 	}
