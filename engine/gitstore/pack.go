@@ -2,6 +2,7 @@ package gitstore
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -44,6 +45,43 @@ func (b *objectBuffer) SetEncodedObject(o plumbing.EncodedObject) (plumbing.Hash
 		b.order = append(b.order, h)
 	}
 	return h, nil
+}
+
+// blobRef is a blob that reads the content its commit's caller holds, so
+// that an objectBuffer keeps no second copy of it until flush. The content
+// must not change until the buffer is flushed (Commit holds its request).
+type blobRef struct {
+	hash    plumbing.Hash
+	content []byte
+}
+
+func newBlobRef(content []byte) *blobRef {
+	return &blobRef{hash: BlobHash(content), content: content}
+}
+
+// Hash implements plumbing.EncodedObject.
+func (o *blobRef) Hash() plumbing.Hash { return o.hash }
+
+// Type implements plumbing.EncodedObject.
+func (o *blobRef) Type() plumbing.ObjectType { return plumbing.BlobObject }
+
+// SetType implements plumbing.EncodedObject; a blobRef stays a blob.
+func (o *blobRef) SetType(plumbing.ObjectType) {}
+
+// Size implements plumbing.EncodedObject.
+func (o *blobRef) Size() int64 { return int64(len(o.content)) }
+
+// SetSize implements plumbing.EncodedObject; the size is the content's.
+func (o *blobRef) SetSize(int64) {}
+
+// Reader implements plumbing.EncodedObject.
+func (o *blobRef) Reader() (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(o.content)), nil
+}
+
+// Writer implements plumbing.EncodedObject; a blobRef is read-only.
+func (o *blobRef) Writer() (io.WriteCloser, error) {
+	return nil, errors.New("gitstore: a buffered blob is read-only")
 }
 
 // EncodedObject reads a buffered object, else the store's.

@@ -256,6 +256,11 @@ func (te treeEditor) rewrite(treeHash plumbing.Hash, d *editDir, dirPath string)
 }
 
 func (te treeEditor) storeBlob(content []byte) (plumbing.Hash, error) {
+	if b, ok := te.s.(*objectBuffer); ok {
+		// Held until the packfile is written: the caller's bytes, not a
+		// copy (a reconcile's commit holds thousands of blobs).
+		return b.SetEncodedObject(newBlobRef(content))
+	}
 	obj := te.s.NewEncodedObject()
 	obj.SetType(plumbing.BlobObject)
 	obj.SetSize(int64(len(content)))
