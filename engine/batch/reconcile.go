@@ -320,6 +320,7 @@ func (b *Batcher) reconcileOn(ctx context.Context, t *target, rs []*rules.Rule, 
 	if err := flushSessions(ctx, t); err != nil {
 		return nil, err
 	}
+	defer tightGC()()
 	var rechecks []recheck
 	files, err := t.writer.ListFiles(basePathOf(t.spec))
 	if err != nil {

@@ -59,6 +59,14 @@ func newBlobRef(content []byte) *blobRef {
 	return &blobRef{hash: BlobHash(content), content: content}
 }
 
+// copy returns the blob as an object of its own.
+func (o *blobRef) copy() plumbing.EncodedObject {
+	m := &plumbing.MemoryObject{}
+	m.SetType(plumbing.BlobObject)
+	_, _ = m.Write(o.content) // a MemoryObject's Write does not fail
+	return m
+}
+
 // Hash implements plumbing.EncodedObject.
 func (o *blobRef) Hash() plumbing.Hash { return o.hash }
 
@@ -123,7 +131,11 @@ func (b *objectBuffer) flush() error {
 	pw, ok := b.EncodedObjectStorer.(storer.PackfileWriter)
 	if !ok {
 		for _, h := range b.order {
-			if _, err := b.EncodedObjectStorer.SetEncodedObject(b.objs[h]); err != nil {
+			o := b.objs[h]
+			if ref, ok := o.(*blobRef); ok {
+				o = ref.copy() // the store keeps it: not the caller's bytes
+			}
+			if _, err := b.EncodedObjectStorer.SetEncodedObject(o); err != nil {
 				return fmt.Errorf("gitstore: store object %s: %w", h, err)
 			}
 		}

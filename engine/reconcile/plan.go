@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -474,7 +475,10 @@ func (l *listing) takeObject(ctx context.Context, in Input, tree map[string]plum
 	h := gitstore.BlobHash(content)
 	e := &expected{hash: h, seq: s}
 	if tree[p] != h {
-		e.content = content
+		// Kept until the commit: its own bytes, not the render's
+		// buffer (the YAML encoder's starts at 1 KB, several times a
+		// small object's file).
+		e.content = bytes.Clone(content)
 	}
 	if old, ok := l.want[p]; !ok || old.seq.less(s) {
 		l.want[p] = e
