@@ -7,7 +7,8 @@ import (
 )
 
 // reconcileGCPercent is the collector's target (GOGC) while a reconcile
-// plans and commits. A reconcile allocates about 40 KB per object (the
+// plans and commits, and while the push that sends its commit runs (the
+// pack encoder reads every new object of the commit again). A reconcile allocates about 40 KB per object (the
 // page's decoding, the policy, the sanitizers, the YAML) and keeps only a
 // path, a hash and the file's bytes: with the default 100 the heap grows
 // to twice the live heap with garbage before a collection, which for

@@ -641,6 +641,7 @@ func (b *Batcher) commitReconcile(ctx context.Context, t *target, writes []gitst
 		t.firstUnp = time.Now()
 	}
 	t.unpushed++
+	t.reconcilePush = true
 	return nil
 }
 

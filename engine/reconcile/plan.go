@@ -198,8 +198,8 @@ const listAttempts = 3
 
 // seq orders renders as the plan has always visited them: rule by rule,
 // resource by resource, object by object in the list's order. A later
-// render wins a path, and Held and Placed keep this order, however the
-// pages of a listing that several rules read arrive.
+// render wins a path, however the pages of a listing that several rules
+// read arrive (Held and Placed keep this order by use).
 type seq struct{ rule, res, item int }
 
 func (s seq) less(o seq) bool {
@@ -217,6 +217,8 @@ type use struct {
 	rule, res int
 	r         *rules.Rule
 	gvr       schema.GroupVersionResource
+	// idx is the use's place in its listing's uses.
+	idx int
 }
 
 // listing is what a plan takes from one listing (a resource in a
@@ -231,24 +233,15 @@ type listing struct {
 	want    map[string]*expected
 	present map[objectKey]bool
 	held    map[objectKey]bool
-	helds   []seqHeld
-	placed  []seqPlaced
-}
-
-type seqHeld struct {
-	seq  seq
-	held Held
-}
-
-type seqPlaced struct {
-	seq   seq
-	place Placement
+	// helds and placed are per use, each in the list's order.
+	helds  [][]Held
+	placed [][]Placement
 }
 
 func (l *listing) reset() {
 	l.kind, l.listed = "", 0
 	l.want, l.present, l.held = map[string]*expected{}, map[objectKey]bool{}, map[objectKey]bool{}
-	l.helds, l.placed = nil, nil
+	l.helds, l.placed = make([][]Held, len(l.uses)), make([][]Placement, len(l.uses))
 }
 
 // Make plans the reconcile of one target. It fails (and nothing must be
@@ -281,7 +274,7 @@ func Make(ctx context.Context, in Input) (*Plan, error) {
 				byKey[lk] = l
 				listings = append(listings, l)
 			}
-			l.uses = append(l.uses, use{rule: i, res: j, r: r, gvr: res.GVR})
+			l.uses = append(l.uses, use{rule: i, res: j, r: r, gvr: res.GVR, idx: len(l.uses)})
 		}
 	}
 	for _, l := range listings {
@@ -294,8 +287,6 @@ func Make(ctx context.Context, in Input) (*Plan, error) {
 	scopes := map[gk][]scope{}
 	present := map[objectKey]bool{}
 	held := map[objectKey]bool{}
-	var helds []seqHeld
-	var placed []seqPlaced
 	for _, l := range listings {
 		plan.Listed += l.listed
 		for p, e := range l.want {
@@ -309,27 +300,22 @@ func Make(ctx context.Context, in Input) (*Plan, error) {
 		for k := range l.held {
 			held[k] = true
 		}
-		helds = append(helds, l.helds...)
-		placed = append(placed, l.placed...)
 	}
+	// Rule by rule, resource by resource: each use's part in list order.
+	next := map[listKey]int{}
 	for _, r := range in.Rules {
 		for _, res := range r.Resources {
-			if kind := byKey[listKeyOf(r, res)].kind; kind != "" {
-				kindOf := gk{group: res.GVR.Group, kind: kind}
+			lk := listKeyOf(r, res)
+			l, u := byKey[lk], next[lk]
+			next[lk]++
+			plan.Held = append(plan.Held, l.helds[u]...)
+			plan.Placed = append(plan.Placed, l.placed[u]...)
+			l.helds[u], l.placed[u] = nil, nil
+			if l.kind != "" {
+				kindOf := gk{group: res.GVR.Group, kind: l.kind}
 				scopes[kindOf] = append(scopes[kindOf], scope{gvr: res.GVR, namespace: r.Namespace})
 			}
 		}
-	}
-	sort.SliceStable(helds, func(i, j int) bool { return helds[i].seq.less(helds[j].seq) })
-	sort.SliceStable(placed, func(i, j int) bool { return placed[i].seq.less(placed[j].seq) })
-	for _, h := range helds {
-		plan.Held = append(plan.Held, h.held)
-	}
-	if len(placed) > 0 {
-		plan.Placed = make([]Placement, 0, len(placed))
-	}
-	for _, p := range placed {
-		plan.Placed = append(plan.Placed, p.place)
 	}
 
 	for p, e := range want {
@@ -455,12 +441,12 @@ func (l *listing) takeObject(ctx context.Context, in Input, tree map[string]plum
 	if obj.GetDeletionTimestamp() != nil {
 		// Finalizers hold it: its delete removes the file.
 		l.held[okey] = true
-		l.helds = append(l.helds, seqHeld{seq: s, held: Held{Rule: r.Key, Object: ref}})
+		l.helds[u.idx] = append(l.helds[u.idx], Held{Rule: r.Key, Object: ref})
 		return
 	}
 	if in.Hold != nil && in.Hold(obj) {
 		l.held[okey] = true
-		l.helds = append(l.helds, seqHeld{seq: s, held: Held{Rule: r.Key, Object: ref, Young: true}})
+		l.helds[u.idx] = append(l.helds[u.idx], Held{Rule: r.Key, Object: ref, Young: true})
 		return
 	}
 	p, content, err := in.Render(ctx, r, u.gvr, obj)
@@ -469,7 +455,7 @@ func (l *listing) takeObject(ctx context.Context, in Input, tree map[string]plum
 	}
 	if err != nil {
 		l.held[okey] = true
-		l.helds = append(l.helds, seqHeld{seq: s, held: Held{Rule: r.Key, Object: ref}})
+		l.helds[u.idx] = append(l.helds[u.idx], Held{Rule: r.Key, Object: ref})
 		return
 	}
 	h := gitstore.BlobHash(content)
@@ -483,7 +469,7 @@ func (l *listing) takeObject(ctx context.Context, in Input, tree map[string]plum
 	if old, ok := l.want[p]; !ok || old.seq.less(s) {
 		l.want[p] = e
 	}
-	l.placed = append(l.placed, seqPlaced{seq: s, place: Placement{Rule: r.Key, Object: ref, Path: p}})
+	l.placed[u.idx] = append(l.placed[u.idx], Placement{Rule: r.Key, Object: ref, Path: p})
 }
 
 // Selects reports whether r selects obj, an existing object of resource
