@@ -55,10 +55,6 @@ type blobRef struct {
 	content []byte
 }
 
-func newBlobRef(content []byte) *blobRef {
-	return &blobRef{hash: BlobHash(content), content: content}
-}
-
 // copy returns the blob as an object of its own.
 func (o *blobRef) copy() plumbing.EncodedObject {
 	m := &plumbing.MemoryObject{}

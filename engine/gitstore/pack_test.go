@@ -112,7 +112,7 @@ func TestObjectBuffer_blobs_cases(t *testing.T) {
 			store := memory.NewStorage()
 			buf := newObjectBuffer(store, "")
 			content := []byte(tt.content)
-			h, err := treeEditor{s: buf}.storeBlob(content)
+			h, err := treeEditor{s: buf}.storeBlob(content, BlobHash(content))
 			if err != nil {
 				t.Fatal(err)
 			}
