@@ -283,12 +283,18 @@ func Make(ctx context.Context, in Input) (*Plan, error) {
 		}
 	}
 
+	// The first listing's maps take the others' (no copy of the usual
+	// single listing).
 	want := map[string]*expected{}
 	scopes := map[gk][]scope{}
 	present := map[objectKey]bool{}
 	held := map[objectKey]bool{}
-	for _, l := range listings {
+	for i, l := range listings {
 		plan.Listed += l.listed
+		if i == 0 {
+			want, present, held = l.want, l.present, l.held
+			continue
+		}
 		for p, e := range l.want {
 			if old, ok := want[p]; !ok || old.seq.less(e.seq) {
 				want[p] = e
