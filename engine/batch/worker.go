@@ -373,7 +373,14 @@ func (w *worker) startNet(ctx context.Context, op netOp) {
 	t.netBusy = true
 	t.netStarted = time.Now()
 	wr, timeout := t.writer, w.b.opts.NetworkTimeout
+	tight := op == opPush && t.reconcilePush
+	if op == opPush {
+		t.reconcilePush = false
+	}
 	go func() {
+		if tight {
+			defer tightGC()()
+		}
 		nctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		var r netResult
