@@ -491,11 +491,23 @@ func trim(obj interface{}) (interface{}, error) {
 func (w *Watcher) handlers(gvr schema.GroupVersionResource) cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc: func(obj interface{}, isInInitialList bool) {
-			// The initial list is the full reconcile's business; the
-			// store only notes where a later DELETE starts from.
-			if u, ok := obj.(*unstructured.Unstructured); ok && !isInInitialList {
+			u, ok := obj.(*unstructured.Unstructured)
+			switch {
+			case !ok:
+			case !isInInitialList:
 				w.observe(addedEvent(gvr, u))
-			} else if ok {
+			case w.opts.Store.claimsCreate(gvr, u):
+				// Created just before this informer started, so its
+				// creation reached no watch: paired with the claim as
+				// a live event, else left to the reconcile
+				// (Store.pairListed). Done only once decided.
+				ev := addedEvent(gvr, u)
+				ev.listed = true
+				w.observe(ev)
+			default:
+				// The rest of the initial list is the full reconcile's
+				// business; the store only notes where a later DELETE
+				// starts from.
 				w.opts.Store.noteRV(u.GetUID(), u.GetResourceVersion())
 				w.done(addedEvent(gvr, u))
 			}
