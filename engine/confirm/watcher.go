@@ -188,7 +188,8 @@ func (w *Watcher) Synced() bool {
 
 // Handed returns the resourceVersion of the last write of the object uid
 // that the watch is done with: handed on to the sink (Record returned),
-// found in an informer's initial list, or judged no rule's; false when no
+// found in an informer's initial list (one with a create claim only once
+// paired or declined), or judged no rule's; false when no
 // informer has shown the object yet (or it was deleted). A write whose
 // event is not delivered yet or waits for the webhook's claim is not
 // reflected: a reconcile that lists a newer resourceVersion leaves the
