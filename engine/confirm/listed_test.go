@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
@@ -383,6 +385,84 @@ func webhook(t *testing.T, ix *rules.Index, store *Store) func([]byte) {
 			store.mu.Lock()
 			defer store.mu.Unlock()
 			return len(store.inFlight) == 0
+		})
+	}
+}
+
+// TestWatcher_observe_waitsForANewNamespace: a change in a namespace the
+// operator's cache has not heard of yet (one apply created both) is not
+// judged no rule's at once: it waits its grace with its claims kept, and
+// is selected again then.
+func TestWatcher_observe_waitsForANewNamespace(t *testing.T) {
+	alice := user("alice")
+	for _, tc := range []struct {
+		name string
+		// known: the namespace's labels when the event arrives; nil
+		// when the cache has not heard of it.
+		known labels.Set
+		// later: its labels when the grace ends; nil: still unknown.
+		later labels.Set
+		want  string
+		// waits: the event waited for the grace.
+		waits bool
+	}{
+		{name: "the namespace reaches the cache within the grace", later: labels.Set{"team": "x"}, want: "[alice]", waits: true},
+		{name: "the namespace never reaches the cache", want: "[]", waits: true},
+		{name: "the namespace reaches the cache unselected", later: labels.Set{"team": "y"}, want: "[]", waits: true},
+		{name: "a known namespace the rule does not select", known: labels.Set{"team": "y"}, want: "[]"},
+		{name: "a known namespace the rule selects", known: labels.Set{"team": "x"}, want: "[alice]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := NewStore(StoreOptions{})
+			w, sink := newTestWatcher(t, time.Hour, store)
+			sel, err := labels.Parse("team=x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ix := rules.NewIndex()
+			ix.Upsert(&rules.Rule{
+				Key:             rules.Key{Kind: rules.KindClusterWatchRule, Name: "teams"},
+				Resources:       []rules.Resource{{GVR: configMaps, Namespaced: true}},
+				NamespaceLabels: sel,
+			})
+			w.opts.Index = ix
+			var mu sync.Mutex
+			nsLabels := tc.known
+			w.opts.NamespaceLabels = func(ns string) (labels.Set, bool) {
+				mu.Lock()
+				defer mu.Unlock()
+				return nsLabels, ns == "team" && nsLabels != nil
+			}
+			store.AddPending(create(t, alice, configMap("u1", "", "a")))
+			w.observe(addedEvent(configMaps, configMap("u1", "7", "a")))
+			if got := w.waitingLen() == 1; got != tc.waits {
+				t.Fatalf("waiting = %v, want %v", got, tc.waits)
+			}
+			if tc.waits {
+				if _, ok := w.Handed("u1"); ok {
+					t.Fatal("the watch is done with a change that waits for its namespace")
+				}
+				mu.Lock()
+				nsLabels = tc.later
+				mu.Unlock()
+				w.drain("u1", true)
+			}
+			var authors []string
+			for _, c := range sink.snapshot() {
+				authors = append(authors, c.User.Username)
+			}
+			if fmt.Sprint(authors) != tc.want {
+				t.Fatalf("handed on by %v, want %s", authors, tc.want)
+			}
+			if rv, ok := w.Handed("u1"); !ok || rv != "7" {
+				t.Errorf("Handed = %q, %v; want 7, true", rv, ok)
+			}
+			if n := store.Len(); n != 0 {
+				t.Errorf("claims left = %d, want 0", n)
+			}
+			if n := w.waitingLen(); n != 0 {
+				t.Errorf("events waiting = %d, want 0", n)
+			}
 		})
 	}
 }

@@ -42,6 +42,10 @@ type event struct {
 	// listed marks an ADDED event from an informer's initial list that the
 	// webhook holds a create claim for (see Store.pairListed).
 	listed bool
+	// reselect marks an event no rule selected only because its
+	// namespace's labels were not known yet: its rules are asked again
+	// when its grace ends.
+	reselect bool
 
 	fp     string
 	fpDone bool

@@ -580,7 +580,13 @@ func (w *Watcher) leftFor(ev *event) []*rules.Rule {
 func (w *Watcher) observe(ev *event) {
 	ev.rules = w.rulesFor(ev)
 	ev.left = w.leftFor(ev)
-	if (len(ev.rules) == 0 && len(ev.left) == 0) || (ev.kind == eventModified && !ev.emit) {
+	if len(ev.rules) == 0 && len(ev.left) == 0 && ev.emit && ev.kind != eventDeleted && w.namespaceUnknown(ev) {
+		// Its namespace was just created (one apply writes both): the
+		// operator's cache of namespaces has not heard of it yet. The
+		// event waits its grace, its claims kept, and is selected again.
+		ev.reselect = true
+	}
+	if (len(ev.rules) == 0 && len(ev.left) == 0 && !ev.reselect) || (ev.kind == eventModified && !ev.emit) {
 		// No rule selects it, or it hands on nothing: settle its
 		// claims so they do not linger.
 		w.opts.Store.settle(ev)
@@ -599,16 +605,17 @@ func (w *Watcher) observe(ev *event) {
 	}
 	w.mu.Unlock()
 
-	user, decided := w.opts.Store.pair(ev, false)
-	if decided {
-		w.emit(ev, user)
-		return
+	if !ev.reselect {
+		user, decided := w.opts.Store.pair(ev, false)
+		if decided {
+			w.emit(ev, user)
+			return
+		}
 	}
 	w.mu.Lock()
 	if w.nWait >= w.opts.MaxWaiting {
 		w.mu.Unlock()
-		user, _ := w.opts.Store.pair(ev, true)
-		w.emit(ev, user)
+		w.decideNow(ev)
 		return
 	}
 	if q, ok := w.waiting[uid]; ok {
@@ -623,6 +630,60 @@ func (w *Watcher) observe(ev *event) {
 	case w.wake <- struct{}{}:
 	default:
 	}
+}
+
+// decideNow decides ev at once (the waiting events are too many).
+func (w *Watcher) decideNow(ev *event) {
+	if ev.reselect {
+		w.reselect(ev, true)
+	}
+	user := change.Unknown
+	if ev.emit {
+		user, _ = w.opts.Store.pair(ev, true)
+	}
+	w.emit(ev, user)
+}
+
+// reselect asks again which rules select an event that waited for its
+// namespace's labels. It reports false when it must wait on (not final,
+// namespace still unknown). With no rule when final, it settles the
+// event's claims and marks it to hand on nothing (emit false); the caller
+// then only notes it done.
+func (w *Watcher) reselect(ev *event, final bool) bool {
+	ev.rules = w.rulesFor(ev)
+	ev.left = w.leftFor(ev)
+	if len(ev.rules) > 0 || len(ev.left) > 0 {
+		ev.reselect = false
+		return true
+	}
+	if !final && w.namespaceUnknown(ev) {
+		return false
+	}
+	w.opts.Store.settle(ev)
+	ev.emit = false
+	return true
+}
+
+// namespaceUnknown reports whether a rule with a namespace selector has the
+// event's resource and the namespace's labels are not known (yet).
+func (w *Watcher) namespaceUnknown(ev *event) bool {
+	ns := ev.obj.GetNamespace()
+	if ns == "" || w.opts.NamespaceLabels == nil {
+		return false
+	}
+	gr := ev.resource.GroupResource()
+	for _, r := range w.opts.Index.Rules() {
+		if r.NamespaceLabels == nil || r.NamespaceLabels.Empty() {
+			continue
+		}
+		for _, res := range r.Resources {
+			if res.GVR.GroupResource() == gr {
+				_, ok := w.opts.NamespaceLabels(ns)
+				return !ok
+			}
+		}
+	}
+	return false
 }
 
 // runGrace decides waiting events when their grace ends, then the events of
@@ -679,7 +740,16 @@ func (w *Watcher) drain(uid types.UID, final bool) {
 		ev := q[0]
 		w.mu.Unlock()
 
-		user, decided := w.opts.Store.pair(ev, final)
+		if ev.reselect && !w.reselect(ev, final) {
+			w.mu.Lock()
+			heap.Push(&w.due, deadline{at: ev.observed.Add(w.opts.Grace), uid: uid})
+			w.mu.Unlock()
+			return
+		}
+		user, decided := change.Unknown, true // no rule after all: settled
+		if ev.emit {
+			user, decided = w.opts.Store.pair(ev, final)
+		}
 		if !decided {
 			w.mu.Lock()
 			heap.Push(&w.due, deadline{at: ev.observed.Add(w.opts.Grace), uid: uid})
