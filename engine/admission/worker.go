@@ -236,17 +236,15 @@ func (h *Handler) namespaceUnknown(rr rules.Request) bool {
 	if rr.Namespace == "" || h.opts.NamespaceLabels == nil {
 		return false
 	}
-	for _, r := range h.opts.Index.Rules() {
+	for _, r := range h.opts.Index.ForResource(rr.Resource) {
 		if r.NamespaceLabels == nil || r.NamespaceLabels.Empty() {
 			continue
 		}
 		anyNamespace := *r
 		anyNamespace.NamespaceLabels = nil
-		for _, use := range r.Resources {
-			if use.GVR.GroupResource() == rr.Resource && anyNamespace.Selects(rr, nil) {
-				_, ok := h.opts.NamespaceLabels(rr.Namespace)
-				return !ok
-			}
+		if anyNamespace.Selects(rr, nil) {
+			_, ok := h.opts.NamespaceLabels(rr.Namespace)
+			return !ok
 		}
 	}
 	return false

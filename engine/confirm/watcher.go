@@ -671,16 +671,10 @@ func (w *Watcher) namespaceUnknown(ev *event) bool {
 	if ns == "" || w.opts.NamespaceLabels == nil {
 		return false
 	}
-	gr := ev.resource.GroupResource()
-	for _, r := range w.opts.Index.Rules() {
-		if r.NamespaceLabels == nil || r.NamespaceLabels.Empty() {
-			continue
-		}
-		for _, res := range r.Resources {
-			if res.GVR.GroupResource() == gr {
-				_, ok := w.opts.NamespaceLabels(ns)
-				return !ok
-			}
+	for _, r := range w.opts.Index.ForResource(ev.resource.GroupResource()) {
+		if r.NamespaceLabels != nil && !r.NamespaceLabels.Empty() {
+			_, ok := w.opts.NamespaceLabels(ns)
+			return !ok
 		}
 	}
 	return false
