@@ -147,6 +147,7 @@ func newLocalWebhook(certDir string) (*localWebhook, error) {
 func runOperator(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, metricsAddr string, wh *localWebhook, onReady func()) error {
 	mgrOpts := ctrl.Options{
 		Scheme:                 scheme,
+		Cache:                  operator.CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress: "0",
 	}

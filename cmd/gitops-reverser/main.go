@@ -13,11 +13,14 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	runtimepprof "runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -98,7 +101,7 @@ func run(args []string) error {
 	fs.StringVar(&clientCN, "webhook-client-cn", "", "Common name the webhook client certificate must carry (with --webhook-client-ca-file).")
 	fs.StringVar(&opts.WebhookConfigurationName, "webhook-configuration-name", "gitops-reverser", "Name of the ValidatingWebhookConfiguration the operator manages.")
 	var cpuProfile string
-	fs.StringVar(&cpuProfile, "cpu-profile", "", "Write a CPU profile (pprof) of the whole run to this file when the manager stops (SIGTERM); empty writes none. For benchmarks (make bench-e2e).")
+	fs.StringVar(&cpuProfile, "cpu-profile", "", "Write a CPU profile (pprof) of the whole run to this file when the manager stops (SIGTERM); empty writes none. A SIGUSR1 ends a segment: the profile so far is written to <file>.1 (then .2, ...) and a new one starts, so that a benchmark can profile just its window. For benchmarks (make bench-e2e).")
 	var pprofAddr string
 	fs.StringVar(&pprofAddr, "pprof-addr", "", "Serve net/http/pprof (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty serves none. For profiling; keep it on loopback.")
 	zapOpts := zap.Options{Development: false}
@@ -240,6 +243,7 @@ func run(args []string) error {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
+		Cache:                   operator.CacheOptions(),
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:  probeAddr,
 		WebhookServer:           webhook.NewServer(webhookOpts),
@@ -293,22 +297,83 @@ func run(args []string) error {
 }
 
 // startCPUProfile starts a CPU profile into path and returns the function
-// that stops it and closes the file.
+// that stops it and writes the file. Each SIGUSR1 ends a segment: the
+// profile so far is written to path.N (N = 1, 2, ...) and a new one
+// starts. A file appears under its final name only when complete.
 func startCPUProfile(path string) (func(), error) {
-	f, err := os.Create(path)
+	p := &cpuProfiler{path: path}
+	if err := p.start(); err != nil {
+		return nil, err
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-sig:
+				p.mu.Lock()
+				p.n++
+				err := p.finish(path + "." + strconv.Itoa(p.n))
+				if err == nil {
+					err = p.start()
+				}
+				p.mu.Unlock()
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "gitops-reverser: CPU profile segment:", err)
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sig)
+		close(done)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if err := p.finish(path); err != nil {
+			fmt.Fprintln(os.Stderr, "gitops-reverser: writing the CPU profile:", err)
+		}
+	}, nil
+}
+
+// cpuProfiler is the --cpu-profile file being written.
+type cpuProfiler struct {
+	mu   sync.Mutex
+	path string
+	f    *os.File // path + ".tmp" while a profile runs; nil otherwise
+	n    int      // segments written
+}
+
+func (p *cpuProfiler) start() error {
+	f, err := os.Create(p.path + ".tmp")
 	if err != nil {
-		return nil, fmt.Errorf("--cpu-profile: %w", err)
+		return fmt.Errorf("--cpu-profile: %w", err)
 	}
 	if err := runtimepprof.StartCPUProfile(f); err != nil {
 		_ = f.Close()
-		return nil, fmt.Errorf("--cpu-profile: starting the profile: %w", err)
+		return fmt.Errorf("--cpu-profile: starting the profile: %w", err)
 	}
-	return func() {
-		runtimepprof.StopCPUProfile()
-		if err := f.Close(); err != nil {
-			fmt.Fprintln(os.Stderr, "gitops-reverser: closing the CPU profile:", err)
-		}
-	}, nil
+	p.f = f
+	return nil
+}
+
+// finish stops the running profile and renames its file to name.
+func (p *cpuProfiler) finish(name string) error {
+	if p.f == nil {
+		return nil
+	}
+	runtimepprof.StopCPUProfile()
+	f := p.f
+	p.f = nil
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("closing the CPU profile: %w", err)
+	}
+	if err := os.Rename(f.Name(), name); err != nil {
+		return fmt.Errorf("naming the CPU profile: %w", err)
+	}
+	return nil
 }
 
 // servePprof serves the net/http/pprof handlers on addr in the background.

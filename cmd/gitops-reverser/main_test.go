@@ -4,7 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gitops-reverser/gitops-reverser/engine/admission"
 )
@@ -78,5 +80,42 @@ func TestRun_run_certDirDefault(t *testing.T) {
 	}
 	if err := admission.VerifyServingCert(again, ca, "127.0.0.1"); err != nil {
 		t.Errorf("the kept certificate does not verify against ca.crt: %v", err)
+	}
+}
+
+// TestStartCPUProfile_segments: a SIGUSR1 writes the profile so far to
+// <file>.1 and starts a new one; stopping writes <file>. Both are pprof
+// profiles (gzip).
+func TestStartCPUProfile_segments(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cpu.pprof")
+	stop, err := startCPUProfile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, err := os.Stat(path + ".1"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no segment file after SIGUSR1")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	for _, name := range []string{path + ".1", path} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("%s: not a gzipped pprof profile", name)
+		}
+	}
+	if _, err := os.Stat(path + ".tmp"); !os.IsNotExist(err) {
+		t.Errorf("temporary file left: %v", err)
 	}
 }

@@ -240,7 +240,7 @@ func (h *Handler) selected(req *request, res schema.GroupVersionResource, op v1a
 		Operation: op,
 	}
 	if req.SubResource == "" {
-		return len(h.opts.Index.Match(rr, h.opts.NamespaceLabels)) > 0
+		return len(h.opts.Index.Match(rr, h.opts.NamespaceLabels)) > 0 || h.namespaceUnknown(rr)
 	}
 	for _, r := range h.opts.Index.Rules() {
 		for _, use := range r.Resources {
@@ -252,6 +252,30 @@ func (h *Handler) selected(req *request, res schema.GroupVersionResource, op v1a
 			if unlabelled.Selects(rr, h.opts.NamespaceLabels) {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// namespaceUnknown reports whether a rule with a namespace selector would
+// select the request but the namespace's labels are not known yet: one
+// apply that creates a Namespace and objects in it reaches the webhook
+// before the operator's cache has the Namespace. The claim is kept; the
+// watch, which waits for the namespace's labels, decides (an unselected
+// claim is settled or expires).
+func (h *Handler) namespaceUnknown(rr rules.Request) bool {
+	if rr.Namespace == "" || h.opts.NamespaceLabels == nil {
+		return false
+	}
+	for _, r := range h.opts.Index.ForResource(rr.Resource) {
+		if r.NamespaceLabels == nil || r.NamespaceLabels.Empty() {
+			continue
+		}
+		anyNamespace := *r
+		anyNamespace.NamespaceLabels = nil
+		if anyNamespace.Selects(rr, nil) {
+			_, ok := h.opts.NamespaceLabels(rr.Namespace)
+			return !ok
 		}
 	}
 	return false

@@ -16,7 +16,7 @@ var (
 	policyErrors     = telemetry.NewCounter("gitops_reverser_policy_errors_total", "Policy evaluations that failed (the change is recorded).")
 	moduleErrors     = telemetry.NewCounterVec("gitops_reverser_module_errors_total", "Changes not written because a WASM sanitizer or layout failed, by module.", "module")
 	pushErrors       = telemetry.NewCounter("gitops_reverser_push_errors_total", "Failed pushes and pulls (retried with backoff).")
-	journalSyncs     = telemetry.NewCounter("gitops_reverser_journal_syncs_total", "fsyncs of the targets' journals (one per batch of changes).")
+	journalSyncs     = telemetry.NewCounter("gitops_reverser_journal_syncs_total", "fsyncs of the targets' journals (before a commit, else at most one a second while changes come).")
 	journaledChanges = telemetry.NewCounter("gitops_reverser_journaled_changes_total", "Rendered file changes written to a target's journal.")
 	replayedChanges  = telemetry.NewCounter("gitops_reverser_journal_replayed_changes_total", "File changes recovered from a journal at start (left by a crash).")
 	recordBlocked    = telemetry.NewCounter("gitops_reverser_record_blocked_total", "Changes that found their target's queue full and waited for room (backpressure).")

@@ -320,6 +320,7 @@ func (b *Batcher) reconcileOn(ctx context.Context, t *target, rs []*rules.Rule, 
 	if err := flushSessions(ctx, t); err != nil {
 		return nil, err
 	}
+	defer tightGC()()
 	var rechecks []recheck
 	files, err := t.writer.ListFiles(basePathOf(t.spec))
 	if err != nil {
@@ -640,6 +641,7 @@ func (b *Batcher) commitReconcile(ctx context.Context, t *target, writes []gitst
 		t.firstUnp = time.Now()
 	}
 	t.unpushed++
+	t.reconcilePush = true
 	return nil
 }
 
@@ -647,29 +649,56 @@ func (b *Batcher) commitReconcile(ctx context.Context, t *target, writes []gitst
 type DynamicLister struct {
 	// Client reaches the API server.
 	Client dynamic.Interface
+	// PageSize is the limit of each list request; 0 means 500.
+	PageSize int64
 }
 
-// List implements reconcile.Lister.
+// List implements reconcile.Lister: every page of the listing at once.
 func (l DynamicLister) List(ctx context.Context, gvr schema.GroupVersionResource, namespace string) (reconcile.Listing, error) {
 	var out reconcile.Listing
-	opts := metav1.ListOptions{Limit: 500}
+	err := l.ListPages(ctx, gvr, namespace, func(page reconcile.Listing) error {
+		out.Kind = page.Kind
+		out.Items = append(out.Items, page.Items...)
+		return nil
+	})
+	if err != nil {
+		return reconcile.Listing{}, err
+	}
+	return out, nil
+}
+
+// ListPages implements reconcile.PageLister. Every page after the first is
+// asked with the previous page's continue token, so the API server serves
+// it at the first page's resourceVersion: the pages are one snapshot. A
+// token that expired (410 Gone) fails with reconcile.ErrListExpired rather
+// than going on with the inconsistent token the server offers.
+func (l DynamicLister) ListPages(ctx context.Context, gvr schema.GroupVersionResource, namespace string, page func(reconcile.Listing) error) error {
+	opts := metav1.ListOptions{Limit: l.PageSize}
+	if opts.Limit <= 0 {
+		opts.Limit = 500
+	}
+	kind := ""
 	for {
 		list, err := l.Client.Resource(gvr).Namespace(namespace).List(ctx, opts)
 		if err != nil {
-			return reconcile.Listing{}, fmt.Errorf("listing %s: %w", gvr.String(), err)
+			if opts.Continue != "" && (apierrors.IsResourceExpired(err) || apierrors.IsGone(err)) {
+				return fmt.Errorf("listing %s: %w: %w", gvr.String(), reconcile.ErrListExpired, err)
+			}
+			return fmt.Errorf("listing %s: %w", gvr.String(), err)
 		}
-		if out.Kind == "" {
-			out.Kind = strings.TrimSuffix(list.GetKind(), "List")
+		if kind == "" {
+			kind = strings.TrimSuffix(list.GetKind(), "List")
 		}
-		// The plan keeps every listed object until it is made; drop
-		// managedFields (the sanitizer drops them anyway, and the watch's
-		// informers never keep them), often a third of an object.
+		// Drop managedFields: the sanitizer drops them anyway (and the
+		// watch's informers never keep them), often a third of an object.
 		for i := range list.Items {
 			list.Items[i].SetManagedFields(nil)
 		}
-		out.Items = append(out.Items, list.Items...)
+		if err := page(reconcile.Listing{Kind: kind, Items: list.Items}); err != nil {
+			return err
+		}
 		if list.GetContinue() == "" {
-			return out, nil
+			return nil
 		}
 		opts.Continue = list.GetContinue()
 	}

@@ -74,6 +74,10 @@ type target struct {
 	seal sealState
 	// riders are the committed changes not yet pushed (telemetry.go).
 	riders []rider
+
+	// reconcilePush is set by a reconcile's commit: the next push sends
+	// it (every blob of a first reconcile), under tightGC.
+	reconcilePush bool
 }
 
 // targetDir is where a target keeps its clones and journal.

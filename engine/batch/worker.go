@@ -136,11 +136,19 @@ func (w *worker) hasQueued(uid types.UID) bool {
 const maxBatch = 512
 
 func (w *worker) run(ctx context.Context) {
-	ticker := time.NewTicker(w.b.opts.Tick)
+	tick := w.b.opts.Tick
+	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
 	w.resolve(ctx, time.Now())
 	w.afterBatch(ctx)
 	for {
+		// A quiet target only waits for its pull interval: it is checked
+		// less often (a change that arrives is taken at once and brings
+		// the short tick back for its session).
+		if d := w.tickEvery(); d != tick {
+			tick = d
+			ticker.Reset(d)
+		}
 		select {
 		case <-ctx.Done():
 			w.shutdown()
@@ -170,6 +178,27 @@ func (w *worker) run(ctx context.Context) {
 		}
 		w.publish()
 	}
+}
+
+// idleTicks is how many ticks a quiet worker waits between checks.
+const idleTicks = 10
+
+// tickEvery is the worker's tick: Options.Tick while anything is open,
+// waiting or failing, idleTicks times longer (bounded by the pull
+// interval) when the target is quiet. Each tick of an idle worker was a
+// wake-up of the process: about 1 ms of CPU per second per target in
+// make bench-e2e.
+func (w *worker) tickEvery() time.Duration {
+	t, tick := w.t, w.b.opts.Tick
+	if t == nil || len(w.held) > 0 || t.netBusy || t.reopen || !t.synced || t.needPull || t.netFails > 0 ||
+		t.unpushed > 0 || len(t.pending) > 0 || !t.sessions.empty() || t.journal.dirty || t.journal.unsynced {
+		return tick
+	}
+	idle := idleTicks * tick
+	if pull := durationOr(t.spec.Sync.PullInterval.Duration, time.Minute); pull/2 < idle {
+		idle = max(tick, pull/2)
+	}
+	return idle
 }
 
 // take processes one item, or holds it (keeping order) while the
@@ -266,19 +295,27 @@ func (w *worker) afterBatch(ctx context.Context) {
 	if t == nil {
 		return
 	}
-	if err := t.journal.sync(); err != nil {
-		t.log.Error(err, "syncing the journal")
+	now := time.Now()
+	// Written at once (a SIGKILL loses nothing taken); fsync'd before a
+	// session is committed, else at most every journalSyncEvery.
+	if err := t.journal.flush(now); err != nil {
+		t.log.Error(err, "writing the journal")
 	}
 	if t.journal.size > maxJournal {
 		t.pending = append(t.pending, t.sessions.all()...)
+	}
+	if len(t.pending) > 0 || t.journal.syncDue(now) {
+		if err := t.journal.sync(); err != nil {
+			t.log.Error(err, "syncing the journal")
+		}
 	}
 	if t.netBusy {
 		return
 	}
 	if t.reopen {
 		w.reopen(ctx)
+		now = time.Now()
 	}
-	now := time.Now()
 	t.commitPending(ctx, now, false)
 	w.maybeNet(ctx, now)
 }
@@ -336,7 +373,14 @@ func (w *worker) startNet(ctx context.Context, op netOp) {
 	t.netBusy = true
 	t.netStarted = time.Now()
 	wr, timeout := t.writer, w.b.opts.NetworkTimeout
+	tight := op == opPush && t.reconcilePush
+	if op == opPush {
+		t.reconcilePush = false
+	}
 	go func() {
+		if tight {
+			defer tightGC()()
+		}
 		nctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		var r netResult

@@ -444,3 +444,41 @@ func TestWorker_push_closedSessionIsPushedAtOnce(t *testing.T) {
 		t.Fatalf("remote authors (newest first) = %v, want [bob alice]", got)
 	}
 }
+
+// TestWorker_tickEvery_quietTargetTicksLess: a target with nothing open,
+// waiting or failing is checked idleTicks times less often (bounded by
+// half its pull interval); anything in flight keeps the short tick.
+func TestWorker_tickEvery_quietTargetTicksLess(t *testing.T) {
+	const tick = 100 * time.Millisecond
+	quiet := func() *target {
+		return &target{sessions: newSessions(Limits{}), journal: &journal{}, synced: true}
+	}
+	tests := []struct {
+		name  string
+		setup func(w *worker, t *target)
+		want  time.Duration
+	}{
+		{name: "quiet", setup: func(*worker, *target) {}, want: idleTicks * tick},
+		{name: "quiet, short pull interval", setup: func(_ *worker, t *target) { t.spec.Sync.PullInterval.Duration = 600 * time.Millisecond }, want: 300 * time.Millisecond},
+		{name: "target not open", setup: func(w *worker, _ *target) { w.t = nil }, want: tick},
+		{name: "changes held", setup: func(w *worker, _ *target) { w.held = []item{{}} }, want: tick},
+		{name: "open session", setup: func(_ *worker, t *target) {
+			t.sessions.add(change.User{Username: "alice"}, fileChange{path: "a.yaml"}, time.Unix(0, 0))
+		}, want: tick},
+		{name: "session to commit", setup: func(_ *worker, t *target) { t.pending = []*session{{}} }, want: tick},
+		{name: "commits to push", setup: func(_ *worker, t *target) { t.unpushed = 1 }, want: tick},
+		{name: "network busy", setup: func(_ *worker, t *target) { t.netBusy = true }, want: tick},
+		{name: "network failing", setup: func(_ *worker, t *target) { t.netFails = 1 }, want: tick},
+		{name: "never synced", setup: func(_ *worker, t *target) { t.synced = false }, want: tick},
+		{name: "journal not fsync'd", setup: func(_ *worker, t *target) { t.journal.unsynced = true }, want: tick},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &worker{b: &Batcher{opts: Options{Tick: tick}}, t: quiet()}
+			tt.setup(w, w.t)
+			if got := w.tickEvery(); got != tt.want {
+				t.Errorf("tickEvery = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}

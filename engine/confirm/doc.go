@@ -20,6 +20,15 @@
 //     for that rule, a DELETE of the old state (change.Change.LeftSelection)
 //     by the update's author.
 //
+// An object of an informer's initial list (created just before the
+// informer started: a new namespace's, a new rule's) is the reconcile's,
+// unless the webhook holds a create claim for it: then it is paired like an
+// ADDED event, more strictly (Store.pairListed), and handed on as a CREATE
+// by the claim's author. A change in a namespace the operator's cache has
+// not heard of yet (created in the same apply) that a rule with a namespace
+// selector could select waits its grace, its claims kept, and is selected
+// again then.
+//
 // A namespace relabelled out of a ClusterWatchRule's namespace selector
 // hands on such a DELETE, by change.Unknown, for each object of the
 // namespace the rule selected.

@@ -39,6 +39,13 @@ type event struct {
 	rules    []*rules.Rule              // rules that select the change
 	left     []*rules.Rule              // rules the update moved the object out of (MODIFIED)
 	observed time.Time                  // when the watch delivered it
+	// listed marks an ADDED event from an informer's initial list that the
+	// webhook holds a create claim for (see Store.pairListed).
+	listed bool
+	// reselect marks an event no rule selected only because its
+	// namespace's labels were not known yet: its rules are asked again
+	// when its grace ends.
+	reselect bool
 
 	fp     string
 	fpDone bool
@@ -78,10 +85,10 @@ func (s *Store) pair(ev *event, final bool) (user change.User, decided bool) {
 	switch ev.kind {
 	case eventAdded:
 		s.noteRV(uid, ev.obj.GetResourceVersion())
-		slots := []slot{{kind: slotCreate, uid: uid}, {
-			kind: slotCreateByName, resource: ev.resource.GroupResource(),
-			namespace: ev.obj.GetNamespace(), name: ev.obj.GetName(),
-		}}
+		slots := createSlots(ev.resource, ev.obj)
+		if ev.listed {
+			return s.pairListed(ev, slots, final)
+		}
 		user, decided = choose(filter(s.claims(slots...), ev.persisted), final)
 		user, decided = s.verdict(user, decided, final, slots...)
 		if decided {
@@ -141,6 +148,92 @@ func (s *Store) pair(ev *event, final bool) (user change.User, decided bool) {
 	return change.Unknown, true
 }
 
+// createSlots are the slots of the claims that may have created obj.
+func createSlots(gvr schema.GroupVersionResource, obj *unstructured.Unstructured) []slot {
+	return []slot{{kind: slotCreate, uid: obj.GetUID()}, {
+		kind: slotCreateByName, resource: gvr.GroupResource(),
+		namespace: obj.GetNamespace(), name: obj.GetName(),
+	}}
+}
+
+// claimsCreate reports whether a create claim of obj is filed or queued at
+// the webhook: only then may an informer's initial list hand obj on as a
+// live change (pairListed). Map lookups only, so that a list of 20,000
+// objects costs 20,000 of them.
+func (s *Store) claimsCreate(gvr schema.GroupVersionResource, obj *unstructured.Unstructured) bool {
+	slots := createSlots(gvr, obj)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sl := range slots {
+		if len(s.slots[sl]) > 0 || s.inFlight[sl] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// pairListed decides an object of an informer's initial list that the
+// webhook claimed the creation of: written just before the informer
+// started (it replaced another, or a new rule or namespace needs it), its
+// creation reached no watch. It pairs as the live ADDED event would, under
+// stricter terms, since the list shows the object's current state and not
+// its creation: the claims filed under the create slots whose fingerprint
+// equals the listed object's must all name one known user; no claim of a
+// later write of the object may be filed (the listed state may be that
+// write's); a lost claim for the creation (taint) or a claim still queued
+// when final declines. A declined object (ev.emit false) hands on nothing:
+// it is the reconcile's, as any listed object. Without a fitting claim yet
+// and with one queued at the webhook, it waits the grace (decided false).
+// Whatever it decides consumes the create claims: the object's creation
+// is settled, so no claim can count twice.
+func (s *Store) pairListed(ev *event, slots []slot, final bool) (change.User, bool) {
+	user := change.Unknown
+	if ev.obj.GetDeletionTimestamp() == nil && !s.claimsOther(ev.obj.GetUID(), slots) {
+		matching := filter(s.claims(slots...), ev.persisted)
+		if len(matching) == 0 && !final && s.queued(slots...) {
+			return change.Unknown, false
+		}
+		if len(matching) > 0 {
+			var decided bool
+			user, decided = choose(matching, true)
+			user, decided = s.verdict(user, decided, final, slots...)
+			if !decided {
+				return change.Unknown, false
+			}
+		}
+	}
+	s.consume(slots...)
+	if user.IsUnknown() {
+		ev.emit = false
+		listedDeclinedTotal.Inc()
+		return change.Unknown, true
+	}
+	listedPairedTotal.Inc()
+	return user, true
+}
+
+// claimsOther reports whether a claim of the object uid is filed under a
+// slot other than the given ones (an update or delete).
+func (s *Store) claimsOther(uid types.UID, slots []slot) bool {
+	if uid == "" {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sl := range s.byUID[uid] {
+		other := true
+		for _, mine := range slots {
+			if sl == mine {
+				other = false
+			}
+		}
+		if other {
+			return true
+		}
+	}
+	return false
+}
+
 // verdict checks a decision against lost and queued claims of the write
 // (keys in the taint slots): a lost claim (a taint, or a blind store)
 // makes it unknown at once; a claim still queued at the webhook makes it
@@ -168,10 +261,7 @@ func (s *Store) settle(ev *event) {
 	switch ev.kind {
 	case eventAdded:
 		s.noteRV(uid, ev.obj.GetResourceVersion())
-		s.consume(slot{kind: slotCreate, uid: uid}, slot{
-			kind: slotCreateByName, resource: ev.resource.GroupResource(),
-			namespace: ev.obj.GetNamespace(), name: ev.obj.GetName(),
-		})
+		s.consume(createSlots(ev.resource, ev.obj)...)
 	case eventModified, eventDeletionStarted:
 		s.noteRV(uid, ev.obj.GetResourceVersion())
 		s.consume(slot{kind: slotUpdate, uid: uid, rv: ev.oldRV})

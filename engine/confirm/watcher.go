@@ -188,7 +188,8 @@ func (w *Watcher) Synced() bool {
 
 // Handed returns the resourceVersion of the last write of the object uid
 // that the watch is done with: handed on to the sink (Record returned),
-// found in an informer's initial list, or judged no rule's; false when no
+// found in an informer's initial list (one with a create claim only once
+// paired or declined), or judged no rule's; false when no
 // informer has shown the object yet (or it was deleted). A write whose
 // event is not delivered yet or waits for the webhook's claim is not
 // reflected: a reconcile that lists a newer resourceVersion leaves the
@@ -491,11 +492,23 @@ func trim(obj interface{}) (interface{}, error) {
 func (w *Watcher) handlers(gvr schema.GroupVersionResource) cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc: func(obj interface{}, isInInitialList bool) {
-			// The initial list is the full reconcile's business; the
-			// store only notes where a later DELETE starts from.
-			if u, ok := obj.(*unstructured.Unstructured); ok && !isInInitialList {
+			u, ok := obj.(*unstructured.Unstructured)
+			switch {
+			case !ok:
+			case !isInInitialList:
 				w.observe(addedEvent(gvr, u))
-			} else if ok {
+			case w.opts.Store.claimsCreate(gvr, u):
+				// Created just before this informer started, so its
+				// creation reached no watch: paired with the claim as
+				// a live event, else left to the reconcile
+				// (Store.pairListed). Done only once decided.
+				ev := addedEvent(gvr, u)
+				ev.listed = true
+				w.observe(ev)
+			default:
+				// The rest of the initial list is the full reconcile's
+				// business; the store only notes where a later DELETE
+				// starts from.
 				w.opts.Store.noteRV(u.GetUID(), u.GetResourceVersion())
 				w.done(addedEvent(gvr, u))
 			}
@@ -567,7 +580,13 @@ func (w *Watcher) leftFor(ev *event) []*rules.Rule {
 func (w *Watcher) observe(ev *event) {
 	ev.rules = w.rulesFor(ev)
 	ev.left = w.leftFor(ev)
-	if (len(ev.rules) == 0 && len(ev.left) == 0) || (ev.kind == eventModified && !ev.emit) {
+	if len(ev.rules) == 0 && len(ev.left) == 0 && ev.emit && ev.kind != eventDeleted && w.namespaceUnknown(ev) {
+		// Its namespace was just created (one apply writes both): the
+		// operator's cache of namespaces has not heard of it yet. The
+		// event waits its grace, its claims kept, and is selected again.
+		ev.reselect = true
+	}
+	if (len(ev.rules) == 0 && len(ev.left) == 0 && !ev.reselect) || (ev.kind == eventModified && !ev.emit) {
 		// No rule selects it, or it hands on nothing: settle its
 		// claims so they do not linger.
 		w.opts.Store.settle(ev)
@@ -586,16 +605,17 @@ func (w *Watcher) observe(ev *event) {
 	}
 	w.mu.Unlock()
 
-	user, decided := w.opts.Store.pair(ev, false)
-	if decided {
-		w.emit(ev, user)
-		return
+	if !ev.reselect {
+		user, decided := w.opts.Store.pair(ev, false)
+		if decided {
+			w.emit(ev, user)
+			return
+		}
 	}
 	w.mu.Lock()
 	if w.nWait >= w.opts.MaxWaiting {
 		w.mu.Unlock()
-		user, _ := w.opts.Store.pair(ev, true)
-		w.emit(ev, user)
+		w.decideNow(ev)
 		return
 	}
 	if q, ok := w.waiting[uid]; ok {
@@ -610,6 +630,54 @@ func (w *Watcher) observe(ev *event) {
 	case w.wake <- struct{}{}:
 	default:
 	}
+}
+
+// decideNow decides ev at once (the waiting events are too many).
+func (w *Watcher) decideNow(ev *event) {
+	if ev.reselect {
+		w.reselect(ev, true)
+	}
+	user := change.Unknown
+	if ev.emit {
+		user, _ = w.opts.Store.pair(ev, true)
+	}
+	w.emit(ev, user)
+}
+
+// reselect asks again which rules select an event that waited for its
+// namespace's labels. It reports false when it must wait on (not final,
+// namespace still unknown). With no rule when final, it settles the
+// event's claims and marks it to hand on nothing (emit false); the caller
+// then only notes it done.
+func (w *Watcher) reselect(ev *event, final bool) bool {
+	ev.rules = w.rulesFor(ev)
+	ev.left = w.leftFor(ev)
+	if len(ev.rules) > 0 || len(ev.left) > 0 {
+		ev.reselect = false
+		return true
+	}
+	if !final && w.namespaceUnknown(ev) {
+		return false
+	}
+	w.opts.Store.settle(ev)
+	ev.emit = false
+	return true
+}
+
+// namespaceUnknown reports whether a rule with a namespace selector has the
+// event's resource and the namespace's labels are not known (yet).
+func (w *Watcher) namespaceUnknown(ev *event) bool {
+	ns := ev.obj.GetNamespace()
+	if ns == "" || w.opts.NamespaceLabels == nil {
+		return false
+	}
+	for _, r := range w.opts.Index.ForResource(ev.resource.GroupResource()) {
+		if r.NamespaceLabels != nil && !r.NamespaceLabels.Empty() {
+			_, ok := w.opts.NamespaceLabels(ns)
+			return !ok
+		}
+	}
+	return false
 }
 
 // runGrace decides waiting events when their grace ends, then the events of
@@ -666,7 +734,16 @@ func (w *Watcher) drain(uid types.UID, final bool) {
 		ev := q[0]
 		w.mu.Unlock()
 
-		user, decided := w.opts.Store.pair(ev, final)
+		if ev.reselect && !w.reselect(ev, final) {
+			w.mu.Lock()
+			heap.Push(&w.due, deadline{at: ev.observed.Add(w.opts.Grace), uid: uid})
+			w.mu.Unlock()
+			return
+		}
+		user, decided := change.Unknown, true // no rule after all: settled
+		if ev.emit {
+			user, decided = w.opts.Store.pair(ev, final)
+		}
 		if !decided {
 			w.mu.Lock()
 			heap.Push(&w.due, deadline{at: ev.observed.Add(w.opts.Grace), uid: uid})

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -166,5 +167,103 @@ func TestWantedInformers_cases(t *testing.T) {
 				t.Fatalf("informers %v, want %s", keys, tt.want)
 			}
 		})
+	}
+}
+
+// TestWatcher_Start_initialListPairsCreateClaims runs the watcher against
+// a real kube-apiserver: ConfigMaps written where no informer watches are
+// in the initial list of the cluster-wide informer a new ClusterWatchRule
+// starts; the one whose create claim the webhook still holds, with its
+// content, is handed on with the claim's author, the others are left to
+// the reconcile (nothing handed on, the watch done with them).
+func TestWatcher_Start_initialListPairsCreateClaims(t *testing.T) {
+	env, err := controlplane.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	ctx := context.Background()
+	kube, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := NewStore(StoreOptions{})
+	alice := user("alice")
+	uids := map[string]string{}
+	for _, ns := range []string{"mine", "others"} {
+		if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"claimed", "older-claim", "unclaimed"} {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "others", Name: name}, Data: map[string]string{"v": name}}
+		created, err := kube.CoreV1().ConfigMaps("others").Create(ctx, cm, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		uids[name] = string(created.UID)
+		obj := &unstructured.Unstructured{Object: map[string]interface{}{
+			"apiVersion": "v1", "kind": "ConfigMap",
+			"metadata": map[string]interface{}{"name": name, "namespace": "others", "uid": string(created.UID)},
+			"data":     map[string]interface{}{"v": name},
+		}}
+		switch name {
+		case "claimed":
+			store.AddPending(create(t, alice, obj))
+		case "older-claim":
+			obj.Object["data"] = map[string]interface{}{"v": "before"}
+			store.AddPending(create(t, alice, obj))
+		}
+	}
+
+	ix := rules.NewIndex()
+	ix.Upsert(&rules.Rule{
+		Key:       rules.Key{Kind: rules.KindWatchRule, Namespace: "mine", Name: "r"},
+		Namespace: "mine",
+		Resources: []rules.Resource{{GVR: configMaps, Namespaced: true}},
+	})
+	sink := &recordingSink{}
+	w, err := NewWatcher(Options{Client: dyn, Index: ix, Store: store, Sink: sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = w.Start(runCtx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	eventually(t, "the namespaced informer synced", w.Synced)
+
+	ix.Upsert(&rules.Rule{Key: rules.Key{Kind: rules.KindClusterWatchRule, Name: "c"}, Resources: []rules.Resource{{GVR: configMaps, Namespaced: true}}})
+	eventually(t, "the cluster-wide informer synced, done with every object", func() bool {
+		_, watched := cachedByNamespace(w)
+		if !w.Synced() || fmt.Sprint(watched) != "[]" {
+			return false
+		}
+		for _, uid := range uids {
+			if _, ok := w.Handed(types.UID(uid)); !ok {
+				return false
+			}
+		}
+		return true
+	})
+	var got []string
+	for _, c := range sink.snapshot() {
+		got = append(got, fmt.Sprintf("%s %s/%s by %s", c.Operation, c.Namespace, c.Name, c.User.Username))
+	}
+	if fmt.Sprint(got) != "[CREATE others/claimed by alice]" {
+		t.Fatalf("handed on %q, want only others/claimed's CREATE by alice", got)
+	}
+	if n := store.Len(); n != 0 {
+		t.Fatalf("claims left = %d, want 0 (both settled by the list)", n)
 	}
 }

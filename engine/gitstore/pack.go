@@ -2,6 +2,7 @@ package gitstore
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,47 @@ func (b *objectBuffer) SetEncodedObject(o plumbing.EncodedObject) (plumbing.Hash
 	return h, nil
 }
 
+// blobRef is a blob that reads the content its commit's caller holds, so
+// that an objectBuffer keeps no second copy of it until flush. The content
+// must not change until the buffer is flushed (Commit holds its request).
+type blobRef struct {
+	hash    plumbing.Hash
+	content []byte
+}
+
+// copy returns the blob as an object of its own.
+func (o *blobRef) copy() plumbing.EncodedObject {
+	m := &plumbing.MemoryObject{}
+	m.SetType(plumbing.BlobObject)
+	_, _ = m.Write(o.content) // a MemoryObject's Write does not fail
+	return m
+}
+
+// Hash implements plumbing.EncodedObject.
+func (o *blobRef) Hash() plumbing.Hash { return o.hash }
+
+// Type implements plumbing.EncodedObject.
+func (o *blobRef) Type() plumbing.ObjectType { return plumbing.BlobObject }
+
+// SetType implements plumbing.EncodedObject; a blobRef stays a blob.
+func (o *blobRef) SetType(plumbing.ObjectType) {}
+
+// Size implements plumbing.EncodedObject.
+func (o *blobRef) Size() int64 { return int64(len(o.content)) }
+
+// SetSize implements plumbing.EncodedObject; the size is the content's.
+func (o *blobRef) SetSize(int64) {}
+
+// Reader implements plumbing.EncodedObject.
+func (o *blobRef) Reader() (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(o.content)), nil
+}
+
+// Writer implements plumbing.EncodedObject; a blobRef is read-only.
+func (o *blobRef) Writer() (io.WriteCloser, error) {
+	return nil, errors.New("gitstore: a buffered blob is read-only")
+}
+
 // EncodedObject reads a buffered object, else the store's.
 func (b *objectBuffer) EncodedObject(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedObject, error) {
 	if o, ok := b.objs[h]; ok {
@@ -85,7 +127,11 @@ func (b *objectBuffer) flush() error {
 	pw, ok := b.EncodedObjectStorer.(storer.PackfileWriter)
 	if !ok {
 		for _, h := range b.order {
-			if _, err := b.EncodedObjectStorer.SetEncodedObject(b.objs[h]); err != nil {
+			o := b.objs[h]
+			if ref, ok := o.(*blobRef); ok {
+				o = ref.copy() // the store keeps it: not the caller's bytes
+			}
+			if _, err := b.EncodedObjectStorer.SetEncodedObject(o); err != nil {
 				return fmt.Errorf("gitstore: store object %s: %w", h, err)
 			}
 		}

@@ -3,10 +3,14 @@ package gitstore
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/storage/memory"
 )
 
 // looseObjects counts the loose object files of the bare clone dir.
@@ -89,4 +93,70 @@ func TestWriter_Commit_writesObjectsAsOnePack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestObjectBuffer_blobs_cases: a commit's buffer holds the caller's blob
+// bytes, not a copy (a reconcile's commit holds thousands of blobs), reads
+// them back under their hash, and a store that keeps objects as given (the
+// in-memory one) gets a copy of its own at flush.
+func TestObjectBuffer_blobs_cases(t *testing.T) {
+	tests := []struct {
+		name    string
+		content string
+	}{
+		{name: "a file", content: "apiVersion: v1\nkind: ConfigMap\n"},
+		{name: "an empty file", content: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := memory.NewStorage()
+			buf := newObjectBuffer(store, "")
+			content := []byte(tt.content)
+			h, err := treeEditor{s: buf}.storeBlob(content, BlobHash(content))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h != BlobHash(content) {
+				t.Fatalf("hash %s, want %s", h, BlobHash(content))
+			}
+			ref, ok := buf.objs[h].(*blobRef)
+			if !ok || (len(content) > 0 && &ref.content[0] != &content[0]) {
+				t.Fatalf("the buffer holds %T, want the caller's bytes", buf.objs[h])
+			}
+			o, err := buf.EncodedObject(plumbing.BlobObject, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := readAll(t, o); got != tt.content {
+				t.Fatalf("read %q, want %q", got, tt.content)
+			}
+			if err := buf.flush(); err != nil {
+				t.Fatal(err)
+			}
+			if len(content) > 0 {
+				content[0] ^= 0xff // the caller reuses its bytes
+			}
+			stored, err := store.EncodedObject(plumbing.BlobObject, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := readAll(t, stored); got != tt.content || stored.Hash() != h {
+				t.Fatalf("the store holds %q (%s), want %q (%s)", got, stored.Hash(), tt.content, h)
+			}
+		})
+	}
+}
+
+func readAll(t *testing.T, o plumbing.EncodedObject) string {
+	t.Helper()
+	r, err := o.Reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = r.Close() }()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -190,7 +190,7 @@ func (te treeEditor) rewrite(treeHash plumbing.Hash, d *editDir, dirPath string)
 			continue // same content: a no-op write
 		}
 		if e.content != nil {
-			if _, err := te.storeBlob(e.content); err != nil {
+			if _, err := te.storeBlob(e.content, e.blob); err != nil {
 				return plumbing.ZeroHash, false, fmt.Errorf("storing blob for %q: %w", e.path, err)
 			}
 		}
@@ -255,7 +255,14 @@ func (te treeEditor) rewrite(treeHash plumbing.Hash, d *editDir, dirPath string)
 	return h, h != treeHash, nil
 }
 
-func (te treeEditor) storeBlob(content []byte) (plumbing.Hash, error) {
+// storeBlob stores content, whose blob hash is h.
+func (te treeEditor) storeBlob(content []byte, h plumbing.Hash) (plumbing.Hash, error) {
+	if b, ok := te.s.(*objectBuffer); ok {
+		// Held until the packfile is written: the caller's bytes, not a
+		// copy (a reconcile's commit holds thousands of blobs), under
+		// the hash the edit computed.
+		return b.SetEncodedObject(&blobRef{hash: h, content: content})
+	}
 	obj := te.s.NewEncodedObject()
 	obj.SetType(plumbing.BlobObject)
 	obj.SetSize(int64(len(content)))

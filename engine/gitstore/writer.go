@@ -201,6 +201,9 @@ func OpenLocal(cfg Config) (*Writer, error) {
 	return w, nil
 }
 
+// openPacks bounds the packfiles a clone keeps open.
+const openPacks = maxPacks + 16
+
 func openRepository(dir string) (*git.Repository, storage.Storer, error) {
 	if dir == "" {
 		st := memory.NewStorage()
@@ -213,10 +216,21 @@ func openRepository(dir string) (*git.Repository, storage.Storer, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, nil, fmt.Errorf("gitstore: create %s: %w", dir, err)
 	}
-	// Not ExclusiveAccess: in go-git 5.19 it re-lists every loose object
-	// directory on the first read after each write, which made a commit cost
-	// grow with the number of loose objects.
-	st := filesystem.NewStorage(osfs.New(dir), cache.NewObjectLRUDefault())
+	// ExclusiveAccess: only this process writes the clone. go-git then
+	// lists the loose objects and packs once and answers "is it loose?"
+	// from that list instead of an lstat of each path component per object
+	// read; a push reads every object it sends (that was 5-7 % of the
+	// manager's CPU in make bench-e2e). The list is made again after a
+	// loose write, which was costly when every commit wrote loose objects;
+	// commits and fetches now write packfiles (pack.go), which only
+	// refresh the list of packs.
+	// MaxOpenDescriptors keeps up to openPacks packfiles open instead of
+	// opening (an lstat per path component, open, close) the pack for
+	// every object read; more than maxPacks, so all usually stay open (a
+	// file descriptor each, per target). A pack a
+	// merge deleted is closed when its slot is reused or at Close.
+	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRUDefault(),
+		filesystem.Options{ExclusiveAccess: true, MaxOpenDescriptors: openPacks})
 	if _, err := os.Stat(filepath.Join(dir, "HEAD")); err == nil {
 		repo, err := git.Open(st, nil)
 		if err != nil {

@@ -91,8 +91,13 @@ func decodeObject(raw []byte) (map[string]any, error) {
 // Document is an Input converted to OPA's value form. Converting once and
 // evaluating the Document against every policy that applies to a change
 // saves the conversion, which costs more than the evaluation itself.
+//
+// A Document of a change with one object (CREATE, DELETE) is converted on
+// demand (see lazyDoc); it keeps references to the Input's objects, which
+// must not change while the Document is in use.
 type Document struct {
 	value ast.Value
+	lazy  *lazyDoc
 }
 
 // NewDocument converts in to a Document. Objects are converted directly,
@@ -106,14 +111,7 @@ func NewDocument(in *Input) (Document, error) {
 		// A value change must not read as a status-only update.
 		view = transform.MarkChangedSecretValues(view, in.Object, in.OldObject)
 	}
-	obj, err := objectValue(view)
-	if err != nil {
-		return Document{}, fmt.Errorf("converting object: %w", err)
-	}
-	old, err := objectValue(redactSecret(in.OldObject, secret))
-	if err != nil {
-		return Document{}, fmt.Errorf("converting oldObject: %w", err)
-	}
+	oldView := redactSecret(in.OldObject, secret)
 	name := in.Name
 	if name == "" {
 		name = objectName(in.Object)
@@ -121,27 +119,118 @@ func NewDocument(in *Input) (Document, error) {
 	if name == "" {
 		name = objectName(in.OldObject)
 	}
-	v := ast.NewObject(
-		item("operation", ast.String(in.Operation)),
-		item("userInfo", userInfoValue(&in.UserInfo)),
-		item("object", obj),
-		item("oldObject", old),
-		item("resource", ast.NewObject(
+	parts := docParts{in: in, name: name, obj: view, old: oldView}
+	if (view == nil || oldView == nil) && convertible(view) && convertible(oldView) {
+		// One object: what a policy does not read is never converted.
+		// An update keeps the eager conversion, which shares what the
+		// two objects have in common (see pairTerms).
+		// The Document keeps its own copy of the Input's fields for a
+		// policy that uses `with` (see lazyDoc.input).
+		cp := *in
+		parts.in = &cp
+		return Document{lazy: &lazyDoc{parts: parts, value: ast.LazyObject(parts.native())}}, nil
+	}
+	v, err := parts.eager()
+	if err != nil {
+		return Document{}, err
+	}
+	return Document{value: v}, nil
+}
+
+// docParts are the parts of an input document: the Input, the name the
+// document gives, and the objects as policies see them (redacted).
+type docParts struct {
+	in       *Input
+	name     string
+	obj, old map[string]any
+}
+
+// field is one field of the input document.
+type field struct {
+	key   string
+	value ast.Value
+}
+
+// headerFields are the input document's fields but object and oldObject.
+func headerFields(in *Input, name string) [8]field {
+	return [8]field{
+		{"operation", ast.String(in.Operation)},
+		{"userInfo", userInfoValue(&in.UserInfo)},
+		{"resource", ast.NewObject(
 			item("group", ast.String(in.Resource.Group)),
 			item("version", ast.String(in.Resource.Version)),
 			item("resource", ast.String(in.Resource.Resource)),
-		)),
-		item("subResource", ast.String(in.SubResource)),
-		item("namespace", ast.String(in.Namespace)),
-		item("name", ast.String(name)),
-		item("dryRun", ast.Boolean(in.DryRun)),
-		item("kind", ast.NewObject(
+		)},
+		{"subResource", ast.String(in.SubResource)},
+		{"namespace", ast.String(in.Namespace)},
+		{"name", ast.String(name)},
+		{"dryRun", ast.Boolean(in.DryRun)},
+		{"kind", ast.NewObject(
 			item("group", ast.String(in.Kind.Group)),
 			item("version", ast.String(in.Kind.Version)),
 			item("kind", ast.String(in.Kind.Kind)),
-		)),
-	)
-	return Document{value: v}, nil
+		)},
+	}
+}
+
+// eager converts the whole document.
+func (d *docParts) eager() (ast.Value, error) {
+	obj, old, err := objectTerms(d.obj, d.old)
+	if err != nil {
+		return nil, err
+	}
+	header := headerFields(d.in, d.name)
+	pairs := make([][2]*ast.Term, 0, len(header)+2)
+	for _, f := range header {
+		pairs = append(pairs, item(f.key, f.value))
+	}
+	pairs = append(pairs, [2]*ast.Term{keyTerm("object", nil), obj}, [2]*ast.Term{keyTerm("oldObject", nil), old})
+	return ast.NewObject(pairs...), nil
+}
+
+// native is the document as ast.LazyObject takes it: Go values only
+// (ast.JSON, which json.marshal uses, hands a lazy object's Go values over
+// as they are), the objects as Go maps or nil (null).
+func (d *docParts) native() map[string]any {
+	in, name := d.in, d.name
+	u := &in.UserInfo
+	username := u.Username
+	if username == "" {
+		username = UnknownUser
+	}
+	groups := make([]any, len(u.Groups))
+	for i, g := range u.Groups {
+		groups[i] = g
+	}
+	extra := make(map[string]any, len(u.Extra))
+	for k, vals := range u.Extra {
+		vs := make([]any, len(vals))
+		for i, v := range vals {
+			vs[i] = v
+		}
+		extra[k] = vs
+	}
+	m := map[string]any{
+		"operation": in.Operation,
+		"userInfo":  map[string]any{"username": username, "uid": u.UID, "groups": groups, "extra": extra},
+		"object":    nil,
+		"oldObject": nil,
+		"resource": map[string]any{
+			"group": in.Resource.Group, "version": in.Resource.Version, "resource": in.Resource.Resource,
+		},
+		"subResource": in.SubResource,
+		"namespace":   in.Namespace,
+		"name":        name,
+		"dryRun":      in.DryRun,
+		"kind":        map[string]any{"group": in.Kind.Group, "version": in.Kind.Version, "kind": in.Kind.Kind},
+	}
+	if d.obj != nil {
+		m["object"] = d.obj
+	}
+	if d.old != nil {
+		m["oldObject"] = d.old
+	}
+	return m
 }
 
 // objectName is metadata.name of obj, or "".
@@ -178,19 +267,38 @@ func redactSecret(obj map[string]any, secret bool) map[string]any {
 	return transform.RedactSecret(typed)
 }
 
+// item is a pair of the input document; its key is one of keyTerms.
 func item(key string, v ast.Value) [2]*ast.Term {
-	return [2]*ast.Term{ast.StringTerm(key), ast.NewTerm(v)}
+	return [2]*ast.Term{keyTerm(key, nil), ast.NewTerm(v)}
 }
 
-func objectValue(obj map[string]any) (ast.Value, error) {
-	if obj == nil {
-		return ast.NullValue, nil
+// objectTerms converts object and oldObject (null when nil), sharing the
+// terms of their equal subtrees (see pairTerms).
+func objectTerms(obj, old map[string]any) (*ast.Term, *ast.Term, error) {
+	if obj != nil && old != nil {
+		ot, pt, err := pairTerms(obj, old)
+		if err != nil {
+			return nil, nil, fmt.Errorf("converting object and oldObject: %w", err)
+		}
+		return ot, pt, nil
 	}
-	v, err := ast.InterfaceToValue(obj)
+	ot, err := objectTerm(obj)
 	if err != nil {
-		return nil, fmt.Errorf("converting to a Rego value: %w", err)
+		return nil, nil, fmt.Errorf("converting object: %w", err)
 	}
-	return v, nil
+	pt, err := objectTerm(old)
+	if err != nil {
+		return nil, nil, fmt.Errorf("converting oldObject: %w", err)
+	}
+	return ot, pt, nil
+}
+
+// objectTerm converts obj, or null when it is nil.
+func objectTerm(obj map[string]any) (*ast.Term, error) {
+	if obj == nil {
+		return ast.NullTerm(), nil
+	}
+	return termOf(obj)
 }
 
 func userInfoValue(u *authenticationv1.UserInfo) ast.Value {

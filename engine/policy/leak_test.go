@@ -177,7 +177,7 @@ func evalStrict(t *testing.T, p *Policy, in *Input) error {
 		t.Fatalf("NewDocument: %v", err)
 	}
 	var builtinErrs []topdown.Error
-	if _, err := p.prepared.Eval(context.Background(), rego.EvalParsedInput(doc.value),
+	if _, err := p.prepared.Eval(context.Background(), rego.EvalParsedInput(docInput(doc)),
 		rego.EvalBuiltinErrorList(&builtinErrs), rego.EvalGenerateJSON(keepTerm)); err != nil {
 		return p.evalError(err)
 	}

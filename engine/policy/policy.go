@@ -69,6 +69,9 @@ type Policy struct {
 	timeout  time.Duration
 	prepared rego.PreparedEvalQuery
 	rules    ruleIndex
+	// usesWith: a module uses `with`, so the policy is given documents
+	// converted whole (see lazyDoc).
+	usesWith bool
 }
 
 // Compile parses, compiles (in strict mode) and prepares modules, keyed by
@@ -99,6 +102,7 @@ func Compile(ctx context.Context, modules map[string]string, opts Options) (*Pol
 		timeout:  opts.timeout(),
 		prepared: prepared,
 		rules:    indexRules(modules),
+		usesWith: usesWith(modules),
 	}, nil
 }
 
@@ -147,7 +151,16 @@ func (p *Policy) Eval(ctx context.Context, in *Input) (Decision, error) {
 // decision, and their text holds no value of doc; a timeout wraps
 // context.DeadlineExceeded, a cancelled ctx wraps its error.
 func (p *Policy) EvalDocument(ctx context.Context, doc Document) (Decision, error) {
-	if doc.value == nil {
+	input := doc.value
+	if doc.lazy != nil {
+		doc.lazy.mu.Lock()
+		defer doc.lazy.mu.Unlock()
+		var err error
+		if input, err = doc.lazy.input(p.usesWith); err != nil {
+			return Decision{}, err
+		}
+	}
+	if input == nil {
 		return Decision{}, errors.New("evaluating policy: empty document (use NewDocument)")
 	}
 	if err := ctx.Err(); err != nil {
@@ -170,7 +183,7 @@ func (p *Policy) EvalDocument(ctx context.Context, doc Document) (Decision, erro
 	}
 
 	rs, err := p.prepared.Eval(ctx,
-		rego.EvalParsedInput(doc.value),
+		rego.EvalParsedInput(input),
 		rego.EvalExternalCancel(cancel),
 		rego.EvalMetrics(noMetrics),
 		rego.EvalGenerateJSON(keepTerm),

@@ -16,4 +16,10 @@
 // human's notes, kinds no rule selects) is left alone. Only files whose
 // path is not expected are opened to tell, and their identity is cached by
 // blob hash across plans.
+//
+// With a PageLister the plan takes a listing page by page: each page is
+// rendered and hashed for every rule that reads it and dropped, so only
+// paths, hashes and the content of differing files stay. The pages of one
+// listing are one snapshot; when it cannot be finished (ErrListExpired) the
+// listing is dropped and listed again from its first page.
 package reconcile

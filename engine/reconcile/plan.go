@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -162,11 +163,93 @@ type listKey struct {
 type expected struct {
 	hash    plumbing.Hash
 	content []byte // kept only when the branch differs
+	// seq is the render's place in the plan's order: the latest wins.
+	seq seq
+}
+
+// ErrListExpired is returned (wrapped) by a PageLister whose listing can
+// no longer be finished as one snapshot: the API server expired the
+// continue token before the last page (410 Gone, reason Expired, once etcd
+// compacted past the first page's resourceVersion). Make drops what it
+// took from the listing's pages and lists the resource again from its
+// first page.
+var ErrListExpired = errors.New("the list's continue token expired before its last page")
+
+// PageLister is a Lister that hands on a listing page by page, so that a
+// plan keeps one page of decoded objects at a time instead of all of them
+// (20,000 ConfigMaps are about 70 MB as unstructured objects). The pages of
+// one call must be one consistent snapshot, as those of a Kubernetes list
+// with a limit are: the API server serves every continue at the first
+// page's resourceVersion. When that snapshot cannot be finished ListPages
+// fails with ErrListExpired; it never goes on with pages of a newer one
+// (an inconsistent continue), which could miss an object that moved
+// between pages and so plan the removal of its file.
+type PageLister interface {
+	Lister
+	// ListPages calls page with each page of the listing, in order; an
+	// error of page stops the listing and is returned. page must not keep
+	// the items.
+	ListPages(ctx context.Context, gvr schema.GroupVersionResource, namespace string, page func(Listing) error) error
+}
+
+// listAttempts bounds how often one resource is listed in a plan when its
+// continue tokens keep expiring.
+const listAttempts = 3
+
+// seq orders renders as the plan has always visited them: rule by rule,
+// resource by resource, object by object in the list's order. A later
+// render wins a path, however the pages of a listing that several rules
+// read arrive (Held and Placed keep this order by use).
+type seq struct{ rule, res, item int }
+
+func (s seq) less(o seq) bool {
+	if s.rule != o.rule {
+		return s.rule < o.rule
+	}
+	if s.res != o.res {
+		return s.res < o.res
+	}
+	return s.item < o.item
+}
+
+// use is one rule's resource that reads a listing.
+type use struct {
+	rule, res int
+	r         *rules.Rule
+	gvr       schema.GroupVersionResource
+	// idx is the use's place in its listing's uses.
+	idx int
+}
+
+// listing is what a plan takes from one listing (a resource in a
+// namespace or in all), kept apart until its last page so that an expired
+// listing can be dropped and listed again.
+type listing struct {
+	key  listKey
+	uses []use
+	kind string
+	// listed counts the objects listed so far.
+	listed  int
+	want    map[string]*expected
+	present map[objectKey]bool
+	held    map[objectKey]bool
+	// helds and placed are per use, each in the list's order.
+	helds  [][]Held
+	placed [][]Placement
+}
+
+func (l *listing) reset() {
+	l.kind, l.listed = "", 0
+	l.want, l.present, l.held = map[string]*expected{}, map[objectKey]bool{}, map[objectKey]bool{}
+	l.helds, l.placed = make([][]Held, len(l.uses)), make([][]Placement, len(l.uses))
 }
 
 // Make plans the reconcile of one target. It fails (and nothing must be
 // committed) when any selected resource cannot be listed: a missing listing
-// would look like deleted objects.
+// would look like deleted objects. With a PageLister it renders and hashes
+// each page as it arrives and keeps only paths, blob hashes and the
+// content of the files that differ from the branch; the removals are
+// judged after the last page of every listing.
 func Make(ctx context.Context, in Input) (*Plan, error) {
 	if in.Lister == nil || in.Render == nil {
 		return nil, errors.New("reconcile: Lister and Render are required")
@@ -176,74 +259,67 @@ func Make(ctx context.Context, in Input) (*Plan, error) {
 	for _, f := range in.Files {
 		tree[f.Path] = f.Hash
 	}
+
+	// Each resource (in a namespace or in all) is listed once, in the
+	// order the rules first read it; every rule that reads it sees each
+	// of its pages.
+	var listings []*listing
+	byKey := map[listKey]*listing{}
+	for i, r := range in.Rules {
+		for j, res := range r.Resources {
+			lk := listKeyOf(r, res)
+			l, ok := byKey[lk]
+			if !ok {
+				l = &listing{key: lk}
+				byKey[lk] = l
+				listings = append(listings, l)
+			}
+			l.uses = append(l.uses, use{rule: i, res: j, r: r, gvr: res.GVR, idx: len(l.uses)})
+		}
+	}
+	for _, l := range listings {
+		if err := l.list(ctx, in, tree); err != nil {
+			return nil, err
+		}
+	}
+
+	// The first listing's maps take the others' (no copy of the usual
+	// single listing).
 	want := map[string]*expected{}
 	scopes := map[gk][]scope{}
 	present := map[objectKey]bool{}
 	held := map[objectKey]bool{}
-	listings := map[listKey]Listing{}
-
+	for i, l := range listings {
+		plan.Listed += l.listed
+		if i == 0 {
+			want, present, held = l.want, l.present, l.held
+			continue
+		}
+		for p, e := range l.want {
+			if old, ok := want[p]; !ok || old.seq.less(e.seq) {
+				want[p] = e
+			}
+		}
+		for k := range l.present {
+			present[k] = true
+		}
+		for k := range l.held {
+			held[k] = true
+		}
+	}
+	// Rule by rule, resource by resource: each use's part in list order.
+	next := map[listKey]int{}
 	for _, r := range in.Rules {
 		for _, res := range r.Resources {
-			ns := ""
-			if res.Namespaced {
-				ns = r.Namespace
-			}
-			lk := listKey{gvr: res.GVR, namespace: ns}
-			list, ok := listings[lk]
-			if !ok {
-				var err error
-				if list, err = in.Lister.List(ctx, res.GVR, ns); err != nil {
-					return nil, fmt.Errorf("reconcile: listing %s: %w", res.GVR.String(), err)
-				}
-				listings[lk] = list
-				plan.Listed += len(list.Items)
-			}
-			kind := list.Kind
-			if kind == "" && len(list.Items) > 0 {
-				kind = list.Items[0].GetKind()
-			}
-			kindOf := gk{group: res.GVR.Group, kind: kind}
-			if kind != "" {
+			lk := listKeyOf(r, res)
+			l, u := byKey[lk], next[lk]
+			next[lk]++
+			plan.Held = append(plan.Held, l.helds[u]...)
+			plan.Placed = append(plan.Placed, l.placed[u]...)
+			l.helds[u], l.placed[u] = nil, nil
+			if l.kind != "" {
+				kindOf := gk{group: res.GVR.Group, kind: l.kind}
 				scopes[kindOf] = append(scopes[kindOf], scope{gvr: res.GVR, namespace: r.Namespace})
-			}
-			for i := range list.Items {
-				obj := &list.Items[i]
-				if !Selects(r, res.GVR, obj, in.NamespaceLabels) {
-					continue
-				}
-				ref := Ref{GVR: res.GVR, Namespace: obj.GetNamespace(), Name: obj.GetName()}
-				okey := objectKey{gk: gk{group: res.GVR.Group, kind: obj.GetKind()}, namespace: ref.Namespace, name: ref.Name}
-				if okey.kind == "" {
-					okey.kind = kind
-				}
-				present[okey] = true
-				if obj.GetDeletionTimestamp() != nil {
-					// Finalizers hold it: its delete removes the file.
-					held[okey] = true
-					plan.Held = append(plan.Held, Held{Rule: r.Key, Object: ref})
-					continue
-				}
-				if in.Hold != nil && in.Hold(obj) {
-					held[okey] = true
-					plan.Held = append(plan.Held, Held{Rule: r.Key, Object: ref, Young: true})
-					continue
-				}
-				p, content, err := in.Render(ctx, r, res.GVR, obj)
-				if errors.Is(err, ErrNotRecorded) {
-					continue
-				}
-				if err != nil {
-					held[okey] = true
-					plan.Held = append(plan.Held, Held{Rule: r.Key, Object: ref})
-					continue
-				}
-				h := gitstore.BlobHash(content)
-				e := &expected{hash: h}
-				if tree[p] != h {
-					e.content = content
-				}
-				want[p] = e
-				plan.Placed = append(plan.Placed, Placement{Rule: r.Key, Object: ref, Path: p})
 			}
 		}
 	}
@@ -287,6 +363,119 @@ func Make(ctx context.Context, in Input) (*Plan, error) {
 	}
 	sort.Slice(plan.Removals, func(i, j int) bool { return plan.Removals[i].Path < plan.Removals[j].Path })
 	return plan, nil
+}
+
+// listKeyOf is the listing a rule's resource reads.
+func listKeyOf(r *rules.Rule, res rules.Resource) listKey {
+	ns := ""
+	if res.Namespaced {
+		ns = r.Namespace
+	}
+	return listKey{gvr: res.GVR, namespace: ns}
+}
+
+// list takes the listing's objects page by page. When its continue token
+// expires it drops what it took and lists again from the first page (at
+// most listAttempts times): the pages of one listing are one snapshot, so
+// an object can neither be missed (its file would be removed) nor seen
+// twice.
+func (l *listing) list(ctx context.Context, in Input, tree map[string]plumbing.Hash) error {
+	var err error
+	for attempt := 1; attempt <= listAttempts; attempt++ {
+		l.reset()
+		err = listPages(ctx, in.Lister, l.key, func(page Listing) error {
+			l.take(ctx, in, tree, page)
+			return nil
+		})
+		if !errors.Is(err, ErrListExpired) {
+			break
+		}
+	}
+	switch {
+	case errors.Is(err, ErrListExpired):
+		return fmt.Errorf("reconcile: listing %s: %d lists in a row could not be finished: %w", l.key.gvr.String(), listAttempts, err)
+	case err != nil:
+		return fmt.Errorf("reconcile: listing %s: %w", l.key.gvr.String(), err)
+	}
+	return nil
+}
+
+// listPages hands on the listing page by page with a PageLister, else as
+// one page.
+func listPages(ctx context.Context, lister Lister, key listKey, page func(Listing) error) error {
+	if pl, ok := lister.(PageLister); ok {
+		return pl.ListPages(ctx, key.gvr, key.namespace, page)
+	}
+	list, err := lister.List(ctx, key.gvr, key.namespace)
+	if err != nil {
+		return err
+	}
+	return page(list)
+}
+
+// take renders and hashes one page's objects for every rule that reads
+// the listing; it keeps none of the objects.
+func (l *listing) take(ctx context.Context, in Input, tree map[string]plumbing.Hash, page Listing) {
+	if l.kind == "" {
+		l.kind = page.Kind
+		if l.kind == "" && len(page.Items) > 0 {
+			l.kind = page.Items[0].GetKind()
+		}
+	}
+	for i := range page.Items {
+		obj := &page.Items[i]
+		item := l.listed
+		l.listed++
+		for _, u := range l.uses {
+			l.takeObject(ctx, in, tree, u, seq{rule: u.rule, res: u.res, item: item}, obj)
+		}
+	}
+}
+
+// takeObject notes what rule u's render of obj expects.
+func (l *listing) takeObject(ctx context.Context, in Input, tree map[string]plumbing.Hash, u use, s seq, obj *unstructured.Unstructured) {
+	r := u.r
+	if !Selects(r, u.gvr, obj, in.NamespaceLabels) {
+		return
+	}
+	ref := Ref{GVR: u.gvr, Namespace: obj.GetNamespace(), Name: obj.GetName()}
+	okey := objectKey{gk: gk{group: u.gvr.Group, kind: obj.GetKind()}, namespace: ref.Namespace, name: ref.Name}
+	if okey.kind == "" {
+		okey.kind = l.kind
+	}
+	l.present[okey] = true
+	if obj.GetDeletionTimestamp() != nil {
+		// Finalizers hold it: its delete removes the file.
+		l.held[okey] = true
+		l.helds[u.idx] = append(l.helds[u.idx], Held{Rule: r.Key, Object: ref})
+		return
+	}
+	if in.Hold != nil && in.Hold(obj) {
+		l.held[okey] = true
+		l.helds[u.idx] = append(l.helds[u.idx], Held{Rule: r.Key, Object: ref, Young: true})
+		return
+	}
+	p, content, err := in.Render(ctx, r, u.gvr, obj)
+	if errors.Is(err, ErrNotRecorded) {
+		return
+	}
+	if err != nil {
+		l.held[okey] = true
+		l.helds[u.idx] = append(l.helds[u.idx], Held{Rule: r.Key, Object: ref})
+		return
+	}
+	h := gitstore.BlobHash(content)
+	e := &expected{hash: h, seq: s}
+	if tree[p] != h {
+		// Kept until the commit: its own bytes, not the render's
+		// buffer (the YAML encoder's starts at 1 KB, several times a
+		// small object's file).
+		e.content = bytes.Clone(content)
+	}
+	if old, ok := l.want[p]; !ok || old.seq.less(s) {
+		l.want[p] = e
+	}
+	l.placed[u.idx] = append(l.placed[u.idx], Placement{Rule: r.Key, Object: ref, Path: p})
 }
 
 // Selects reports whether r selects obj, an existing object of resource

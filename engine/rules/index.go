@@ -200,6 +200,13 @@ func (ix *Index) write(mutate func(map[Key]*Rule) bool) {
 	ix.notify()
 }
 
+// ForResource returns the rules that have the resource, without copying
+// or sorting: a lock-free read for hot paths. Callers must not modify the
+// slice.
+func (ix *Index) ForResource(gr schema.GroupResource) []*Rule {
+	return ix.current.Load().byResource[gr]
+}
+
 // Match returns the rules that select the request, ordered by key. Its cost
 // follows the number of rules for the request's resource, not the number of
 // rules in the index.

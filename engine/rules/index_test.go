@@ -231,3 +231,29 @@ func TestIndex_Resources_namespaces(t *testing.T) {
 		t.Fatalf("deployments: %+v, want all namespaces (a ClusterWatchRule)", d)
 	}
 }
+
+func TestIndex_ForResource_cases(t *testing.T) {
+	cm := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	secrets := schema.GroupResource{Resource: "secrets"}
+	ix := NewIndex()
+	ix.Upsert(&Rule{Key: Key{Kind: KindClusterWatchRule, Name: "b"}, Resources: []Resource{{GVR: cm, Namespaced: true}}})
+	ix.Upsert(&Rule{Key: Key{Kind: KindClusterWatchRule, Name: "a"}, Resources: []Resource{{GVR: cm, Namespaced: true}}})
+	for _, tc := range []struct {
+		name string
+		gr   schema.GroupResource
+		want string
+	}{
+		{name: "rules of the resource, by key", gr: cm.GroupResource(), want: "[ClusterWatchRule/a ClusterWatchRule/b]"},
+		{name: "no rule", gr: secrets, want: "[]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var keys []string
+			for _, r := range ix.ForResource(tc.gr) {
+				keys = append(keys, r.Key.String())
+			}
+			if got := fmt.Sprint(keys); got != tc.want {
+				t.Fatalf("ForResource = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}

@@ -165,12 +165,13 @@ type GaugeFunc struct {
 // every collection; f must be cheap and safe for concurrent use.
 func NewGaugeFunc(name, help string, f func() float64) GaugeFunc {
 	declare(name)
-	g := must(meter.Float64ObservableGauge(name, metric.WithDescription(help),
+	// The meter keeps the instrument and its callback; the handle itself
+	// has no further use, so it is not stored.
+	must(meter.Float64ObservableGauge(name, metric.WithDescription(help),
 		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
 			o.Observe(f())
 			return nil
 		})))
-	_ = g
 	return GaugeFunc{id: &seriesID{name: name}}
 }
 

@@ -30,7 +30,26 @@ var (
 // folded, multi-line strings use literal blocks, and strings that a YAML 1.1
 // reader would take for another type (`yes`, `on`, `1:20`) are quoted. The
 // output ends with a newline and has no document marker.
+//
+// The bytes are those of the go.yaml.in/yaml/v3 encoder (marshalNode),
+// which earlier versions used for every object, so files already in a
+// repository do not change; a direct writer (emit.go) produces them for
+// the values decoded JSON holds, at a tenth of the cost, and leaves the
+// rare rest (invalid UTF-8, keys over 128 bytes...) to the encoder.
 func Marshal(obj *unstructured.Unstructured) ([]byte, error) {
+	if obj == nil || obj.Object == nil {
+		return nil, errors.New("marshal: nil object")
+	}
+	if out, err := appendYAML(make([]byte, 0, 1024), obj.Object); err == nil {
+		return out, nil
+	}
+	return marshalNode(obj)
+}
+
+// marshalNode is Marshal through a yaml.Node tree and the yaml.v3
+// encoder: the reference the direct writer (emit.go) must match byte for
+// byte, and the path for the objects that writer leaves to yaml.v3.
+func marshalNode(obj *unstructured.Unstructured) ([]byte, error) {
 	if obj == nil || obj.Object == nil {
 		return nil, errors.New("marshal: nil object")
 	}
@@ -138,6 +157,12 @@ func intNode(s string) *yaml.Node {
 // floatNode keeps a float recognisable as a float: 2.0 is written `2.0`,
 // not `2`, which would read back as an integer.
 func floatNode(f float64, bits int) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: floatText(f, bits)}
+}
+
+// floatText is the text of a float: strconv's shortest form with ".0"
+// added to whole numbers, or YAML's names for infinities and NaN.
+func floatText(f float64, bits int) string {
 	var s string
 	switch {
 	case math.IsInf(f, 1):
@@ -152,7 +177,7 @@ func floatNode(f float64, bits int) *yaml.Node {
 			s += ".0"
 		}
 	}
-	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: s}
+	return s
 }
 
 // stringNode leaves quoting to the encoder, which quotes a string that a

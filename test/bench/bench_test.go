@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,6 +48,7 @@ var (
 	perWriter  = flag.Int("configmaps-per-writer", 5, "ConfigMaps each keeps-up writer owns and updates round robin")
 	managerEnv = flag.String("manager-env", "", "further environment variables of the manager (KEY=value, space separated), e.g. GOGC=200 or GOMAXPROCS=4")
 	schedTrace = flag.Duration("sched-trace", 0, "when > 0 (keeps-up only), the manager serves pprof and an execution trace this long is taken in the middle of the writes; its scheduler-latency profile (go tool trace -pprof=sched) is printed")
+	idleFor    = flag.Duration("idle", 20*time.Second, "after the W450 window: how long to measure the manager's CPU with no writes (ticks, lease renewals, resyncs, metrics); 0 skips it")
 	writeRate  = flag.Float64("write-rate", 0, "when > 0, the keeps-up writers together write at most this many updates per second; 0 writes as fast as the API server accepts")
 )
 
@@ -91,7 +93,7 @@ func TestBenchE2E(t *testing.T) {
 	for i := 1; i <= *runs; i++ {
 		rows = append(rows, b.w450(i))
 	}
-	fmt.Printf("\n| run | load (1/5/15 min) | CPU s | per change | peak RSS | lag after last write | commits | unknown authors |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("\n| run | load (1/5/15 min) | CPU s | per change | idle CPU per s | per change beyond idle | peak RSS (anon + file at the end) | lag after last write | commits | unknown authors |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		fmt.Println(r)
 	}
@@ -290,6 +292,8 @@ func (b *bench) w450(run int) string {
 		want[fmt.Sprintf("%s/%s/core/configmaps/cm-%d.yaml", basePath, ns, i)] = true
 	}
 	commits0 := b.commitCount(repo)
+	// The profile's first segment is the start-up; the second the window.
+	b.segment(p, profile, 1)
 	cpu0 := cpuSeconds(t, p.PID())
 	load := loadAvg()
 	start := time.Now()
@@ -314,18 +318,50 @@ func (b *bench) w450(run int) string {
 		return false
 	})
 	cpu1 := cpuSeconds(t, p.PID())
+	b.segment(p, profile, 2)
 	hwm := peakRSS(t, p.PID())
+	anon, file := procStatusMB(t, p.PID(), "RssAnon"), procStatusMB(t, p.PID(), "RssFile")
 	fmt.Printf("run %d: %s\n", run, rssSplit(t, p.PID()))
 	commits := b.commitCount(repo) - commits0
 	unknown, touches := b.unknownShare(repo, commits)
+	// The background: the same process with no writes (the third
+	// segment of the profile).
+	idleRate := 0.0
+	if *idleFor > 0 {
+		i0 := cpuSeconds(t, p.PID())
+		time.Sleep(*idleFor)
+		idleRate = (cpuSeconds(t, p.PID()) - i0) / idleFor.Seconds()
+		b.segment(p, profile, 3)
+	}
 	must(t, p.Stop(60*time.Second))
 	cpu := cpu1 - cpu0
 	changes := 2*w450Count + w450Del
-	fmt.Printf("run %d: writes took %.1fs; lag after the last write %.2fs; CPU %.2fs (%.2f ms per change of %d); peak RSS %.1f MB; %d commits; unknown authors on %d of the %d files changed by those commits; load %s\n",
-		run, last.Sub(start).Seconds(), done.Sub(last).Seconds(), cpu, cpu*1000/float64(changes), changes, hwm, commits, unknown, touches, load)
-	b.printProfile(profile)
-	return fmt.Sprintf("| %d | %s | %.2f | %.2f ms | %.1f MB | %.2f s | %d | %.1f %% |",
-		run, load, cpu, cpu*1000/float64(changes), hwm, done.Sub(last).Seconds(), commits, 100*float64(unknown)/float64(max(touches, 1)))
+	window := done.Sub(start).Seconds()
+	fixed := idleRate * window
+	beyond := (cpu - fixed) * 1000 / float64(changes)
+	fmt.Printf("run %d: writes took %.1fs; lag after the last write %.2fs; CPU %.2fs over the %.1fs window (%.2f ms per change of %d); idle CPU %.1f ms/s (%.2fs over the window; %.2f ms per change beyond it); peak RSS %.1f MB; %d commits; unknown authors on %d of the %d files changed by those commits; load %s\n",
+		run, last.Sub(start).Seconds(), done.Sub(last).Seconds(), cpu, window, cpu*1000/float64(changes), changes, idleRate*1000, fixed, beyond, hwm, commits, unknown, touches, load)
+	b.printProfile(profile+".2", "the write window", *topN)
+	b.printProfile(profile+".2", "the write window, cumulative", *topN, "-cum")
+	if *idleFor > 0 {
+		b.printProfile(profile+".3", fmt.Sprintf("%s with no writes", *idleFor), 15)
+	}
+	return fmt.Sprintf("| %d | %s | %.2f | %.2f ms | %.1f ms/s | %.2f ms | %.1f MB (%.1f + %.1f) | %.2f s | %d | %.1f %% |",
+		run, load, cpu, cpu*1000/float64(changes), idleRate*1000, beyond, hwm, anon, file, done.Sub(last).Seconds(), commits, 100*float64(unknown)/float64(max(touches, 1)))
+}
+
+// segment ends the manager's current CPU profile segment with SIGUSR1 and
+// waits until it is written as profile.n (see --cpu-profile).
+func (b *bench) segment(p *controlplane.ManagerProcess, profile string, n int) {
+	if !*cpuProfile {
+		return
+	}
+	must(b.t, syscall.Kill(p.PID(), syscall.SIGUSR1))
+	name := profile + "." + strconv.Itoa(n)
+	waitFor(b.t, time.Minute, "CPU profile segment "+name, func() bool {
+		_, err := os.Stat(name)
+		return err == nil
+	})
 }
 
 // startup creates n ConfigMaps, then the target, then starts the manager
@@ -377,7 +413,7 @@ func (b *bench) startup(n int) {
 	must(t, p.Stop(60*time.Second))
 	fmt.Printf("\n| objects | load (1/5/15 min) | first commit on the remote | every file on the remote | CPU s | peak RSS | commits |\n|---|---|---|---|---|---|---|\n")
 	fmt.Printf("| %d | %s | %.1f s | %.1f s | %.1f | %.0f MB | %d |\n", n, load, first.Sub(start).Seconds(), all.Sub(start).Seconds(), cpu, hwm, commits)
-	b.printProfile(profile)
+	b.printProfile(profile, "whole process life", *topN)
 }
 
 // createMany creates n ConfigMaps in ns with 8 writers.
@@ -479,15 +515,16 @@ func (b *bench) unknownShare(repo string, n int) (unknown, total int) {
 	return unknown, total
 }
 
-func (b *bench) printProfile(profile string) {
+func (b *bench) printProfile(profile, what string, n int, extra ...string) {
 	if !*cpuProfile {
 		return
 	}
-	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount="+strconv.Itoa(*topN), b.bin, profile).CombinedOutput()
+	args := append([]string{"tool", "pprof", "-top", "-nodecount=" + strconv.Itoa(n)}, extra...)
+	out, err := exec.Command("go", append(args, b.bin, profile)...).CombinedOutput()
 	if err != nil {
 		fmt.Printf("pprof %s: %v\n", profile, err)
 	}
-	fmt.Printf("CPU profile %s (whole process life):\n%s\n", profile, out)
+	fmt.Printf("CPU profile %s (%s):\n%s\n", profile, what, out)
 }
 
 // kubectlAs runs the real kubectl as user and fails on an error.

@@ -159,7 +159,7 @@ func (b *bench) keepsUp(n int, d time.Duration, perWriter int) {
 	fmt.Printf("| %d | %s | %s | %d | %s | %d | %.1f %% | %.1f | %.1f MB | <= %s / <= %s | %s / %s | <= %s / <= %s | %.0f (%.1f ms) |\n",
 		n, d, load, w, lag, mismatch, 100*float64(unknown)/float64(max(touches, 1)), cpu, hwm, hp50, hp99, pp50, pp99,
 		mp50, mp99, gc1.count-gc0.count, 1000*(gc1.sum-gc0.sum))
-	b.printProfile(profile)
+	b.printProfile(profile, "whole process life", *topN)
 	b.printSchedLatency(<-traceDone)
 	if mismatch != 0 {
 		t.Errorf("%d ConfigMaps never reached their final value on the remote", mismatch)

@@ -7,6 +7,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
@@ -37,7 +38,10 @@ func (e *Env) NewManager(scheme *runtime.Scheme, dir string) (*Manager, error) {
 		return nil, err
 	}
 	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
-		Scheme:                 scheme,
+		Scheme: scheme,
+		// operator.CacheOptions, written out: engine/confirm's envtest
+		// imports this package, and engine/operator imports engine/confirm.
+		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		WebhookServer:          webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir, TLSOpts: []func(*tls.Config){admission.HTTP1Only}}),
