@@ -36,6 +36,7 @@ import (
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/admission"
+	"github.com/gitops-reverser/gitops-reverser/engine/controller"
 	"github.com/gitops-reverser/gitops-reverser/engine/operator"
 	"github.com/gitops-reverser/gitops-reverser/test/controlplane"
 	"github.com/gitops-reverser/gitops-reverser/test/gitserver"
@@ -147,7 +148,7 @@ func newLocalWebhook(certDir string) (*localWebhook, error) {
 func runOperator(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, metricsAddr string, wh *localWebhook, onReady func()) error {
 	mgrOpts := ctrl.Options{
 		Scheme:                 scheme,
-		Cache:                  operator.CacheOptions(),
+		Cache:                  controller.CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress: "0",
 	}

@@ -39,6 +39,7 @@ import (
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/admission"
+	"github.com/gitops-reverser/gitops-reverser/engine/controller"
 	"github.com/gitops-reverser/gitops-reverser/engine/batch"
 	"github.com/gitops-reverser/gitops-reverser/engine/operator"
 	"github.com/gitops-reverser/gitops-reverser/engine/telemetry"
@@ -243,7 +244,7 @@ func run(args []string) error {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
-		Cache:                   operator.CacheOptions(),
+		Cache:                   controller.CacheOptions(),
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:  probeAddr,
 		WebhookServer:           webhook.NewServer(webhookOpts),

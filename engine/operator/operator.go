@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/gitops-reverser/gitops-reverser/engine/admission"
@@ -105,16 +104,6 @@ type Operator struct {
 	queueSize   int
 	requests    atomic.Int64
 	unavailable atomic.Bool
-}
-
-// CacheOptions are the options of the manager's cache: its informers drop
-// managedFields on ingest. Nothing the operator reads from the cache uses
-// them (an Update or merge patch of a cached object without them keeps the
-// server's), and the rule controller's metadata watch of every ConfigMap
-// (for policy ConfigMaps) held them for each ConfigMap of the cluster:
-// about a third of its 10 MB with 20,000 ConfigMaps.
-func CacheOptions() cache.Options {
-	return cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
 }
 
 // Setup registers every controller and stage with the manager.

@@ -7,11 +7,12 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
+
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/gitops-reverser/gitops-reverser/engine/admission"
+	"github.com/gitops-reverser/gitops-reverser/engine/controller"
 )
 
 // Manager is a controller-runtime manager for a suite, with its webhook
@@ -38,10 +39,8 @@ func (e *Env) NewManager(scheme *runtime.Scheme, dir string) (*Manager, error) {
 		return nil, err
 	}
 	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
-		Scheme: scheme,
-		// operator.CacheOptions, written out: engine/confirm's envtest
-		// imports this package, and engine/operator imports engine/confirm.
-		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		Scheme:                 scheme,
+		Cache:                  controller.CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		WebhookServer:          webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir, TLSOpts: []func(*tls.Config){admission.HTTP1Only}}),

@@ -66,6 +66,17 @@ var _ = Describe("Rego policies", func() {
 		Eventually(func() string { return f.file(f.path("", "configmaps", "by-bot-later")) }).ShouldNot(BeEmpty())
 		Expect(f.authorsOf(f.path("", "configmaps", "by-bot-later"))).To(Equal([]string{bot}))
 
+		// Without the label the ConfigMap is no policy. The rule is Ready,
+		// so nothing but the watch of policy ConfigMaps requeues it: the
+		// manager caches only labelled ConfigMaps, and losing the label
+		// reaches it as the ConfigMap leaving that selection. With the
+		// label back the rule is Ready again.
+		mustKubectl("", "-n", f.ns, "label", "configmap", "policy", v1alpha1.PolicyLabel+"-")
+		Eventually(ruleCondition(ctx, f.ns)).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionFalse),
+			HaveField("Reason", v1alpha1.ReasonPolicyInvalid), HaveField("Message", ContainSubstring("lacks the label"))))
+		mustKubectl("", "-n", f.ns, "label", "configmap", "policy", v1alpha1.PolicyLabel+"=true")
+		Eventually(ruleCondition(ctx, f.ns)).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionTrue)))
+
 		// A syntax error: the rule says so with the compiler's message,
 		// nothing crashes, and the other namespace's rule keeps committing.
 		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: "policy"}, policy)).To(Succeed())

@@ -1,10 +1,14 @@
-package operator
+package controller
 
 import (
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 )
 
 // TestCacheOptions_transform_cases: the manager's cache drops managedFields
@@ -44,5 +48,33 @@ func TestCacheOptions_transform_cases(t *testing.T) {
 				t.Errorf("metadata changed: %s/%s %v", got.GetNamespace(), got.GetName(), got.GetLabels())
 			}
 		})
+	}
+}
+
+// TestCacheOptions_policyConfigMapsOnly: the cache holds the ConfigMaps
+// labelled as policies and no other.
+func TestCacheOptions_policyConfigMapsOnly(t *testing.T) {
+	var sel labels.Selector
+	for obj, by := range CacheOptions().ByObject {
+		if _, ok := obj.(*corev1.ConfigMap); ok {
+			sel = by.Label
+		}
+	}
+	if sel == nil {
+		t.Fatal("no label selector for ConfigMaps")
+	}
+	for _, tc := range []struct {
+		labels map[string]string
+		want   bool
+	}{
+		{map[string]string{v1alpha1.PolicyLabel: "true"}, true},
+		{map[string]string{v1alpha1.PolicyLabel: "true", "team": "a"}, true},
+		{map[string]string{v1alpha1.PolicyLabel: "false"}, false},
+		{map[string]string{"team": "a"}, false},
+		{nil, false},
+	} {
+		if got := sel.Matches(labels.Set(tc.labels)); got != tc.want {
+			t.Errorf("selector %q matches %v = %v, want %v", sel, tc.labels, got, tc.want)
+		}
 	}
 }
