@@ -39,8 +39,8 @@ import (
 
 	"github.com/gitops-reverser/gitops-reverser/api/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/engine/admission"
-	"github.com/gitops-reverser/gitops-reverser/engine/controller"
 	"github.com/gitops-reverser/gitops-reverser/engine/batch"
+	"github.com/gitops-reverser/gitops-reverser/engine/controller"
 	"github.com/gitops-reverser/gitops-reverser/engine/operator"
 	"github.com/gitops-reverser/gitops-reverser/engine/telemetry"
 )
