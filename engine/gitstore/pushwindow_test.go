@@ -58,9 +58,6 @@ func TestPushWindow(t *testing.T) {
 // file arrives and the remote's repository is sound. A push of everyday
 // size still sends deltas.
 func TestWriter_Push_largePackWithoutDeltas(t *testing.T) {
-	if testing.Short() {
-		t.Skip("commits 6,000 files")
-	}
 	for _, tc := range []struct {
 		name       string
 		files      int

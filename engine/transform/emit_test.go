@@ -225,7 +225,11 @@ func TestAppendYAML_repoTestdata_matchYAMLv3(t *testing.T) {
 					if errors.Is(err, io.EOF) {
 						break
 					}
-					t.Skipf("not YAML or JSON objects: %v", err)
+					// Some testdata is deliberately malformed (bad
+					// manifests for error paths): what came before the
+					// bad document was checked, the rest is not an object.
+					t.Logf("stops at a document that is not a YAML or JSON object: %v", err)
+					break
 				}
 				if obj == nil {
 					continue
